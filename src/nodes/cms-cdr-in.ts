@@ -1,0 +1,208 @@
+/**
+ * cms-cdr-in: the HTTP endpoint Cisco Meeting Server POSTs its CDR XML to (specs/cms.md §4).
+ * Answers 200 only after every record of the POST was parsed and sent on; anything else gets a
+ * non-2xx answer, so CMS keeps the records and sends them again.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
+import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
+import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
+import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
+import { DebouncedSaver } from '../common/persist';
+import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
+import { openStateStore } from './lib/state';
+import { ThrottledStatus, count } from './lib/status';
+
+interface CmsCdrInDef extends NodeDef {
+  path?: string;
+  maxBodyMb?: number | string;
+  output?: 'record' | 'post';
+  values?: ValueMode;
+  allowFrom?: string;
+  stateStore?: string;
+}
+interface Credentials {
+  token?: string;
+  user?: string;
+  password?: string;
+}
+
+const DEFAULT_MAX_MB = 10;
+/** Writes of the dedup window are coalesced; a resend inside this window after a crash may be emitted twice. */
+const SAVE_DELAY_MS = 500;
+
+export = function register(RED: NodeAPI): void {
+  function CmsCdrIn(this: Node<Credentials>, def: CmsCdrInDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const path = normalisePath(def.path, '/cdr');
+    const maxMb = Number(def.maxBodyMb);
+    const limit = Math.round((Number.isFinite(maxMb) && maxMb > 0 ? maxMb : DEFAULT_MAX_MB) * 1024 * 1024);
+    const perPost = def.output === 'post';
+    const mode: ValueMode = def.values === 'xmltodict' ? 'xmltodict' : 'typed';
+    const creds = node.credentials ?? {};
+    const status = new ThrottledStatus(node);
+    const url = effectivePath(RED.settings as any, path);
+    let received = 0;
+
+    let rules: SenderRules;
+    try {
+      rules = {
+        allow: parseAllowList(def.allowFrom),
+        basic: creds.user ? { user: creds.user, password: creds.password ?? '' } : null,
+        token: creds.token ? creds.token : null,
+      };
+    } catch (err) {
+      node.error(RED._('cms-cdr-in.errors.allowList', { error: (err as Error).message }));
+      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.badConfig') }, true);
+      return;
+    }
+
+    if ((RED.settings as any).httpNodeRoot === false) {
+      node.warn(RED._('cms-cdr-in.errors.httpDisabled'));
+      status.set({ fill: 'grey', shape: 'ring', text: RED._('cms-cdr-in.status.httpDisabled') }, true);
+      return;
+    }
+
+    const { store, where } = openStateStore<ReceiverState>(RED, node, 'cms-cdr-in', def.stateStore);
+    let tracker = new ReceiverTracker(DEFAULT_LIMITS);
+    const saver = new DebouncedSaver(store, () => tracker.snapshot(), SAVE_DELAY_MS, (err) =>
+      node.warn(RED._('cms-cdr-in.errors.stateSave', { where, error: err.message })));
+    const ready = store.load().then(
+      (state) => {
+        if (state) tracker = new ReceiverTracker(DEFAULT_LIMITS, state);
+      },
+      (err: Error) => node.warn(RED._('cms-cdr-in.errors.stateLoad', { where, error: err.message })),
+    );
+
+    // Refusals are answered at once but reported at most once a minute per reason, so a scanner
+    // hammering the endpoint cannot flood the log.
+    const lastWarned = new Map<string, number>();
+    const warnOnce = (key: string, text: string) => {
+      const now = Date.now();
+      if ((lastWarned.get(key) ?? 0) + 60_000 > now) return;
+      lastWarned.set(key, now);
+      node.warn(text);
+    };
+
+    const fail = (res: any, code: number, reason: string, msg: NodeMessage, report: boolean) => {
+      if (!res.headersSent) res.status(code).type('text/plain').send(`${reason}\n`);
+      status.set({ fill: 'red', shape: 'ring', text: `${code}: ${reason}`.slice(0, 40) }, true);
+      if (report) node.error(reason, msg);
+    };
+
+    const post: Handler = (req, res) => {
+      const remote = plainAddress(req.ip ?? req.socket.remoteAddress);
+      const query = { ...(req.query ?? {}) } as Record<string, unknown>;
+      const tokenGiven = (req.params?.token as string | undefined) ?? (typeof query.token === 'string' ? query.token : null);
+      delete query.token; // never pass the secret on
+      const refusal = checkSender(rules, { address: remote, authorization: req.headers.authorization, token: tokenGiven });
+      if (refusal) {
+        if (refusal.challenge) res.setHeader('WWW-Authenticate', refusal.challenge);
+        res.status(refusal.status).type('text/plain').send(`${refusal.reason}\n`);
+        warnOnce(refusal.reason, RED._('cms-cdr-in.errors.refused', { status: refusal.status, reason: refusal.reason, remote }));
+        status.set({ fill: 'yellow', shape: 'ring', text: `${refusal.status}: ${remote}` }, true);
+        return;
+      }
+      const meta = { receiver: node.id, path: url, remoteAddress: remote, query };
+      readBody(req, limit)
+        .then(async (body) => {
+          await ready;
+          let doc;
+          try {
+            doc = parseCdrDocument(body, mode);
+          } catch (err) {
+            if (!(err instanceof CdrParseError)) throw err;
+            const reason = RED._(`cms-cdr-in.errors.${err.code}`, { detail: err.message });
+            fail(res, 400, reason, { topic: 'error', payload: body.subarray(0, 2048).toString('utf8'), cms: meta } as NodeMessage, true);
+            return;
+          }
+          const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
+          if (fresh.length > 0 || warnings.length > 0) {
+            const outMsgs = perPost
+              ? fresh.length > 0 ? [postMessage(fresh, doc.session, doc.callBridge, meta)] : []
+              : fresh.map((r) => recordMessage(r, meta));
+            const warnMsgs = warnings.map((w) => warningMessage(w, meta));
+            node.send([outMsgs, warnMsgs] as any);
+            tracker.commit(fresh, remote);
+            saver.changed();
+            received += fresh.length;
+            for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));
+          }
+          res.status(200).end();
+          const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
+          status.set(warnings.length > 0
+            ? { fill: 'yellow', shape: 'dot', text: `${url} · ${count(received)}${dup} · ${warnings[0].kind}` }
+            : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` });
+        })
+        .catch((err: Error) => {
+          if (err instanceof BodyTooLargeError) {
+            res.setHeader('Connection', 'close');
+            fail(res, 413, RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+          } else {
+            // not delivered: 503 makes CMS send the records again
+            fail(res, 503, RED._('cms-cdr-in.errors.internal', { error: err.message }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+          }
+        });
+    };
+    const get: Handler = (_req, res) => {
+      res.status(200).type('text/plain').send('cms-cdr-in ready\n');
+    };
+
+    const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
+    let endpoint: Endpoint | null = null;
+    try {
+      endpoint = mountEndpoint(RED.httpNode as any, RED.settings as any, node.id, paths, { post, get });
+      status.set({ fill: 'green', shape: 'ring', text: url }, true);
+    } catch (err) {
+      if (!(err instanceof PathInUseError)) throw err;
+      node.error(RED._('cms-cdr-in.errors.pathInUse', { path: url, owner: err.owner }));
+      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.pathInUse') }, true);
+    }
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      endpoint?.close();
+      status.stop();
+      const finish = removed ? saver.flush().then(() => store.clear()) : saver.flush();
+      finish.catch(() => undefined).then(() => {
+        node.status({});
+        done();
+      });
+    });
+  }
+
+  function recordMessage(r: CmsRecord, meta: Record<string, unknown>): NodeMessage {
+    const cms = { ...meta, session: r.session, callBridge: r.callBridge, type: r.type, recordIndex: r.recordIndex, correlatorIndex: r.correlatorIndex, objectType: r.objectType, id: r.id };
+    return { topic: r.type ?? 'record', payload: r.xmltodict ?? typedPayload(r), cms } as NodeMessage;
+  }
+
+  function postMessage(records: CmsRecord[], session: string | null, callBridge: string | null, meta: Record<string, unknown>): NodeMessage {
+    return {
+      topic: 'records',
+      payload: records.map((r) => r.xmltodict ?? typedPayload(r)),
+      cms: { ...meta, session, callBridge, count: records.length },
+    } as NodeMessage;
+  }
+
+  function warningMessage(w: ReceiverWarning, meta: Record<string, unknown>): NodeMessage {
+    return { topic: w.kind, payload: w, cms: meta } as NodeMessage;
+  }
+
+  RED.nodes.registerType('cms-cdr-in', CmsCdrIn as any, {
+    credentials: { token: { type: 'password' }, user: { type: 'text' }, password: { type: 'password' } },
+  });
+};
+
+function typedPayload(r: CmsRecord): Record<string, unknown> {
+  return {
+    type: r.type,
+    time: r.time,
+    recordIndex: r.recordIndex,
+    correlatorIndex: r.correlatorIndex,
+    numPrecedingRecordsMissing: r.numPrecedingRecordsMissing,
+    session: r.session,
+    callBridge: r.callBridge,
+    objectType: r.objectType,
+    id: r.id,
+    ...r.body,
+  };
+}
