@@ -1,0 +1,254 @@
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import supertest from 'supertest';
+import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
+import { helper, capture, collect, settle } from '../helpers/red';
+import { mividasPosts, shared, own, envelope, sortKeys } from '../helpers/fixtures';
+
+const XML = 'text/xml';
+
+describe('cms-cdr-in node', () => {
+  let userDir: string;
+  const { module: node, red } = capture(cmsCdrIn as any);
+
+  beforeEach(async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
+    helper.settings({ userDir });
+    await helper.startServer();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await helper.stopServer();
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  const flow = (props: Record<string, unknown> = {}) => [
+    { id: 'tab', type: 'tab' },
+    { id: 'in', z: 'tab', type: 'cms-cdr-in', path: '/cdr', ...props, wires: [['out'], ['warn']] },
+    { id: 'out', z: 'tab', type: 'helper' },
+    { id: 'warn', z: 'tab', type: 'helper' },
+    { id: 'catcher', z: 'tab', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'tab', type: 'helper' },
+  ];
+  const post = (body: string | Buffer, url = '/cdr', type = XML) => supertest(red.RED.httpNode).post(url).set('content-type', type).send(body);
+
+  it('emits one message per record, in order, and answers 200 with an empty body', async () => {
+    await helper.load(node, flow());
+    const got = collect(helper.getNode('out'), 2);
+    const res = await post(mividasPosts()[8]);
+    assert.equal(res.status, 200);
+    assert.equal(res.text ?? '', '');
+    const [legEnd, callEnd] = await got;
+    assert.equal(legEnd.topic, 'callLegEnd');
+    assert.equal(callEnd.topic, 'callEnd');
+    assert.equal(legEnd.payload.type, 'callLegEnd');
+    assert.equal(legEnd.payload.recordIndex, 3553);
+    assert.equal(legEnd.payload.session, '5552fc55-8d82-4963-8f99-d5a0be6e2f92');
+    assert.equal(legEnd.payload.callLeg.durationSeconds, 3912);
+    assert.equal(legEnd.payload.id, 'aa7c3c54-07d6-4af3-b853-a25fe676e554');
+    assert.equal(legEnd.cms.receiver, 'in');
+    assert.equal(legEnd.cms.recordIndex, 3553);
+    assert.equal(legEnd.cms.objectType, 'callLeg');
+    assert.match(legEnd.cms.remoteAddress, /127\.0\.0\.1|::1/);
+  });
+
+  it('works with a hand-written flow that sets only the path, and answers GET for probes', async () => {
+    await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/hand', wires: [['out']] }, { id: 'out', type: 'helper' }]);
+    const got = collect(helper.getNode('out'), 1);
+    assert.equal((await supertest(red.RED.httpNode).get('/hand')).status, 200);
+    assert.equal((await post(mividasPosts()[0], '/hand')).status, 200);
+    assert.equal((await got)[0].topic, 'callStart');
+  });
+
+  it('reads the body whatever the content type says', async () => {
+    await helper.load(node, flow());
+    const got = collect(helper.getNode('out'), 3);
+    assert.equal((await post(mividasPosts()[0], '/cdr', 'application/json')).status, 200);
+    assert.equal((await post(mividasPosts()[1], '/cdr', 'application/x-www-form-urlencoded')).status, 200);
+    assert.equal((await supertest(red.RED.httpNode).post('/cdr').send(Buffer.from(mividasPosts()[2])).set('content-type', 'application/octet-stream')).status, 200);
+    const sent = mividasPosts().slice(0, 3).map((p) => Number(/recordIndex="(\d+)"/.exec(p)![1]));
+    assert.deepEqual((await got).map((m) => m.payload.recordIndex), sent);
+  });
+
+  it('answers a resend with 200 and emits nothing new', async () => {
+    await helper.load(node, flow());
+    const out = helper.getNode('out');
+    const seen: any[] = [];
+    out.on('input', (m: any) => seen.push(m));
+    for (const body of mividasPosts().slice(0, 9)) assert.equal((await post(body)).status, 200);
+    for (const body of mividasPosts().slice(0, 9)) assert.equal((await post(body)).status, 200);
+    await settle();
+    assert.equal(seen.length, 10, 'nine posts, one with two records');
+    assert.equal(new Set(seen.map((m) => m.payload.recordIndex)).size, 10);
+  });
+
+  for (const [name, body, reason] of [
+    ['malformed XML (two documents in one body)', shared('cms', 'real-derived_mividas_2020-01-07_two-documents-one-body_MALFORMED.txt'), /malformed XML/],
+    ['the doc example as printed (typographic quotes)', shared('cms', 'official-doc-example_cms-2.0-cdr-guide', 'post01_as-printed.txt'), /malformed XML/],
+    ['a root that is not <records>', '<?xml version="1.0"?><cdrs><record type="callStart"/></cdrs>', /expected <records>/],
+    ['an entity declaration', '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><records session="s"/>', /DTD or entity/],
+    ['a truncated document', mividasPosts()[3].slice(0, 200), /malformed XML/],
+    ['an empty body', '', /empty body/],
+  ] as Array<[string, string, RegExp]>) {
+    it(`refuses ${name} with 400, emits nothing and reports to Catch`, async () => {
+      await helper.load(node, flow());
+      const seen: any[] = [];
+      helper.getNode('out').on('input', (m: any) => seen.push(m));
+      const caught = collect(helper.getNode('caught'), 1);
+      const res = await post(body);
+      assert.equal(res.status, 400);
+      assert.match(res.text, reason);
+      const [err] = await caught;
+      assert.match(err.error.message, reason);
+      assert.equal(err.error.source.id, 'in');
+      await settle();
+      assert.equal(seen.length, 0);
+    });
+  }
+
+  it('refuses a body over the limit with 413 (declared or streamed) and takes the next POST', async () => {
+    await helper.load(node, flow({ maxBodyMb: 1 }));
+    const caught = collect(helper.getNode('caught'), 1);
+    const big = `<records session="s">${'<record type="x"/>'.repeat(100_000)}</records>`;
+    const res = await post(big);
+    assert.equal(res.status, 413);
+    assert.match((await caught)[0].error.message, /limit/);
+    const got = collect(helper.getNode('out'), 1);
+    assert.equal((await post(mividasPosts()[0])).status, 200);
+    await got;
+  });
+
+  it('refuses 50 MB with the default 10 MB limit', async function () {
+    await helper.load(node, flow());
+    const res = await post(Buffer.alloc(50 * 1024 * 1024, 0x20));
+    assert.equal(res.status, 413);
+  });
+
+  it('in xmltodict mode gives the records exactly as cdr-receiver-db stored them', async () => {
+    await helper.load(node, flow({ values: 'xmltodict' }));
+    const got = collect(helper.getNode('out'), 6);
+    assert.equal((await post(own('cms', 'cdr-receiver-db-call.xml'))).status, 200);
+    const payloads = (await got).map((m) => m.payload).reverse();
+    assert.deepEqual(sortKeys({ records: payloads }), JSON.parse(shared('cms', 'real_ciscocms-cdr-receiver-db_readme_api_records_page1.json')));
+    assert.equal((await got)[0].cms.session, '2f9a7c1e-0b7d-4a58-9b0e-6d1f5c3a8e21');
+  });
+
+  it('in per-POST mode sends one message holding the array', async () => {
+    await helper.load(node, flow({ output: 'post' }));
+    const got = collect(helper.getNode('out'), 1);
+    assert.equal((await post(mividasPosts()[8])).status, 200);
+    const [msg] = await got;
+    assert.equal(msg.topic, 'records');
+    assert.deepEqual(msg.payload.map((r: any) => r.type), ['callLegEnd', 'callEnd']);
+    assert.equal(msg.cms.count, 2);
+  });
+
+  it('reports lost records, a call bridge restart and a gap on the second output', async () => {
+    await helper.load(node, flow());
+    const warns = collect(helper.getNode('warn'), 3);
+    const rec = (i: number, extra = '') => `<record type="callStart" time="2026-01-01T00:00:00Z" recordIndex="${i}" correlatorIndex="${i}"${extra}><call id="c${i}"/></record>`;
+    const bridge = '158ba4f7-70eb-4a35-982c-71d4f1674277';
+    assert.equal((await post(envelope(rec(1) + rec(2), 'aaaaaaaa-0000-4000-8000-000000000001', bridge))).status, 200);
+    assert.equal((await post(envelope(rec(3, ' numPreceedingRecordsMissing="40"'), 'aaaaaaaa-0000-4000-8000-000000000001', bridge))).status, 200);
+    assert.equal((await post(envelope(rec(9), 'aaaaaaaa-0000-4000-8000-000000000001', bridge))).status, 200);
+    assert.equal((await post(envelope(rec(1), 'bbbbbbbb-0000-4000-8000-000000000002', bridge))).status, 200);
+    const [missing, gap, restart] = await warns;
+    assert.equal(missing.topic, 'recordsMissing');
+    assert.equal(missing.payload.count, 40);
+    assert.equal(gap.topic, 'sequenceGap');
+    assert.deepEqual([gap.payload.expected, gap.payload.received], [4, 9]);
+    assert.equal(restart.topic, 'sessionChanged');
+    assert.equal(restart.payload.sender, bridge);
+  });
+
+  describe('sender authentication', () => {
+    it('requires the token in the path or the query and never passes it on', async () => {
+      await helper.load(node, flow(), { in: { token: 's3cr3t' } });
+      const got = collect(helper.getNode('out'), 2);
+      assert.equal((await post(mividasPosts()[0])).status, 401);
+      assert.equal((await post(mividasPosts()[0], '/cdr/wrong')).status, 401);
+      assert.equal((await post(mividasPosts()[0], '/cdr/s3cr3t')).status, 200);
+      assert.equal((await post(mividasPosts()[1], '/cdr?token=s3cr3t&system_id=acano1')).status, 200);
+      const [, second] = await got;
+      assert.deepEqual(second.cms.query, { system_id: 'acano1' });
+      assert.ok(!JSON.stringify(await got).includes('s3cr3t'));
+    });
+
+    it('checks HTTP Basic credentials', async () => {
+      await helper.load(node, flow(), { in: { user: 'cms', password: 'pw' } });
+      const denied = await post(mividasPosts()[0]);
+      assert.equal(denied.status, 401);
+      assert.match(denied.headers['www-authenticate'], /Basic/);
+      assert.equal((await post(mividasPosts()[0]).auth('cms', 'nope')).status, 401);
+      assert.equal((await post(mividasPosts()[0]).auth('cms', 'pw')).status, 200);
+    });
+
+    it('refuses senders outside the allow-list with 403', async () => {
+      await helper.load(node, flow({ allowFrom: '10.0.0.0/8, 192.0.2.7' }));
+      assert.equal((await post(mividasPosts()[0])).status, 403);
+      await helper.unload();
+      await helper.load(node, flow({ allowFrom: '10.0.0.0/8, 127.0.0.0/8, ::1' }));
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+    });
+  });
+
+  describe('routes and lifecycle', () => {
+    it('removes its route on close', async () => {
+      await helper.load(node, flow());
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+      const app = red.RED.httpNode;
+      await helper.unload();
+      assert.equal((await supertest(app).post('/cdr').send(mividasPosts()[0])).status, 404);
+    });
+
+    it('refuses a second node on the same path with a clear error and keeps the first working', async () => {
+      await helper.load(node, [
+        { id: 'tab', type: 'tab' },
+        { id: 'a', z: 'tab', type: 'cms-cdr-in', path: '/cdr', wires: [['out']] },
+        { id: 'b', z: 'tab', type: 'cms-cdr-in', path: '/cdr/', wires: [['out']] },
+        { id: 'out', z: 'tab', type: 'helper' },
+      ]);
+      const b = helper.getNode('b');
+      await settle();
+      const errors = (b.error as any).getCalls().map((c: any) => String(c.args[0]));
+      assert.ok(errors.some((e: string) => /already used by a/.test(e)), errors.join('\n'));
+      const got = collect(helper.getNode('out'), 1);
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+      assert.equal((await got)[0].cms.receiver, 'a');
+    });
+
+    it('keeps its duplicate window across a restart', async () => {
+      await helper.load(node, flow());
+      let got = collect(helper.getNode('out'), 1);
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+      await got;
+      await helper.unload(); // close flushes the window to the userDir file
+      assert.ok(fs.readdirSync(path.join(userDir, 'cdrflow-state')).some((f) => f.startsWith('cms-cdr-in-in')));
+      await helper.load(node, flow());
+      const seen: any[] = [];
+      helper.getNode('out').on('input', (m: any) => seen.push(m));
+      assert.equal((await post(mividasPosts()[0])).status, 200, 'the resend is acknowledged');
+      got = collect(helper.getNode('out'), 1);
+      assert.equal((await post(mividasPosts()[1])).status, 200);
+      await got;
+      assert.deepEqual(seen.map((m) => m.topic), ['callLegStart'], 'only the new record');
+    });
+
+    it('runs httpNodeMiddleware from settings before its handler', async () => {
+      helper.settings({ userDir, httpNodeMiddleware: (req: any, res: any, next: any) => (req.headers['x-deny'] ? res.status(418).end() : next()) });
+      await helper.load(node, flow());
+      assert.equal((await post(mividasPosts()[0]).set('x-deny', '1')).status, 418);
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+    });
+
+    it('adds CORS headers when httpNodeCors is set', async () => {
+      helper.settings({ userDir, httpNodeCors: { origin: '*' } });
+      await helper.load(node, flow());
+      const res = await post(mividasPosts()[0]).set('origin', 'http://example.test');
+      assert.equal(res.headers['access-control-allow-origin'], '*');
+    });
+  });
+});
