@@ -25,7 +25,7 @@ describe('cms-cdr-in node', () => {
     fs.rmSync(userDir, { recursive: true, force: true });
   });
 
-  const flow = (props: Record<string, unknown> = {}) => [
+  const flow = (props: Record<string, unknown> = {}): any[] => [
     { id: 'tab', type: 'tab' },
     { id: 'in', z: 'tab', type: 'cms-cdr-in', path: '/cdr', ...props, wires: [['out'], ['warn']] },
     { id: 'out', z: 'tab', type: 'helper' },
@@ -56,7 +56,7 @@ describe('cms-cdr-in node', () => {
   });
 
   it('works with a hand-written flow that sets only the path, and answers GET for probes', async () => {
-    await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/hand', wires: [['out']] }, { id: 'out', type: 'helper' }]);
+    await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/hand', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
     const got = collect(helper.getNode('out'), 1);
     assert.equal((await supertest(red.RED.httpNode).get('/hand')).status, 200);
     assert.equal((await post(mividasPosts()[0], '/hand')).status, 200);
@@ -210,7 +210,7 @@ describe('cms-cdr-in node', () => {
         { id: 'a', z: 'tab', type: 'cms-cdr-in', path: '/cdr', wires: [['out']] },
         { id: 'b', z: 'tab', type: 'cms-cdr-in', path: '/cdr/', wires: [['out']] },
         { id: 'out', z: 'tab', type: 'helper' },
-      ]);
+      ] as any[]);
       const b = helper.getNode('b');
       await settle();
       const errors = (b.error as any).getCalls().map((c: any) => String(c.args[0]));
