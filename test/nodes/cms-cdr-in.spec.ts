@@ -252,3 +252,42 @@ describe('cms-cdr-in node', () => {
     });
   });
 });
+
+describe('cms-cdr-in node under random input', () => {
+  const { module: node, red } = capture(cmsCdrIn as any);
+  let userDir: string;
+  before(async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
+    helper.settings({ userDir });
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.unload();
+    await helper.stopServer();
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it('answers every mutated post with 200 or 400, and 200 only when every record was sent on', async () => {
+    await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/fuzz', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
+    const emitted: string[] = [];
+    helper.getNode('out').on('input', (m: any) => emitted.push(`${m.cms.session}:${m.cms.recordIndex}`));
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const posts = mividasPosts().slice(0, 9);
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 150; i++) {
+      const buf = Buffer.from(posts[i % posts.length]);
+      for (let e = 0; e < 3; e++) buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256);
+      const before = emitted.length;
+      const res = await supertest(red.RED.httpNode).post('/fuzz').set('content-type', 'text/xml').send(buf);
+      codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
+      assert.ok(res.status === 200 || res.status === 400, `status ${res.status}`);
+      if (res.status === 400) {
+        await settle(5);
+        assert.equal(emitted.length, before, 'a refused post emits nothing');
+      }
+    }
+    assert.ok((codes.get(400) ?? 0) > 0, JSON.stringify([...codes]));
+  });
+});
