@@ -1,0 +1,104 @@
+/**
+ * A real Node-RED with this package installed into a temporary user directory, and Debian's Chromium
+ * driven by playwright-core (never a downloaded browser): what a user meets in the editor.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const root = path.resolve(__dirname, '..', '..');
+export const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export interface TypeInfo {
+  type: string;
+  category: string;
+}
+
+/** Node types and categories as written in each .html (the literal registerType). */
+export function packageTypes(): TypeInfo[] {
+  const out: TypeInfo[] = [];
+  for (const file of Object.values(pkg['node-red'].nodes) as string[]) {
+    const html = fs.readFileSync(path.join(root, file.replace(/\.js$/, '.html')), 'utf8');
+    for (const m of html.matchAll(/registerType\(\s*'([^']+)'\s*,\s*\{\s*category:\s*'([^']+)'/g)) out.push({ type: m[1], category: m[2] });
+  }
+  return out;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface Editor {
+  url: string;
+  userDir: string;
+  log: string[];
+  process: ChildProcess;
+  browser: Browser;
+  page: Page;
+  pageErrors: string[];
+  consoleErrors: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts Node-RED with `flows` (one tab is added) and opens the editor in Chromium. */
+export async function startEditor(flows: any[]): Promise<Editor> {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-editor-'));
+  fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
+  fs.symlinkSync(root, path.join(userDir, 'node_modules', pkg.name), 'dir');
+  const settings = path.join(userDir, 'settings.js');
+  fs.writeFileSync(settings, `module.exports = {
+    flowFile: 'flows.json', credentialSecret: false, telemetry: { enabled: false },
+    editorTheme: { tours: false, palette: { catalogues: [] } }, externalModules: { palette: { allowInstall: false } },
+    logging: { console: { level: 'info', metrics: false, audit: false } }
+  };`);
+  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
+  const port = await freePort();
+  const log: string[] = [];
+  const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '-u', userDir, '-s', settings, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Node-RED did not start:\n${log.join('')}`)), 60_000);
+    const onData = (d: Buffer) => {
+      log.push(d.toString());
+      if (/Started flows|Server now running/.test(d.toString()) && log.join('').includes('Started flows')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    child.on('exit', (code) => reject(new Error(`Node-RED exited with ${code}:\n${log.join('')}`)));
+  });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const pageErrors: string[] = [];
+  const consoleErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(String(err)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  const url = `http://127.0.0.1:${port}/`;
+  await page.goto(url);
+  await page.waitForFunction(() => (window as any).RED && (window as any).RED.nodes && document.querySelector('.red-ui-palette-node'), undefined, { timeout: 60_000 });
+  return {
+    url, userDir, log, process: child, browser, page, pageErrors, consoleErrors,
+    async stop() {
+      await browser.close().catch(() => undefined);
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(userDir, { recursive: true, force: true });
+    },
+  };
+}
