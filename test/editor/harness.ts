@@ -64,7 +64,8 @@ export async function startEditor(flows: any[]): Promise<Editor> {
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
   const port = await freePort();
   const log: string[] = [];
-  const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '-u', userDir, '-s', settings, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const redJs = process.env.NODE_RED_PATH ? path.join(path.dirname(process.env.NODE_RED_PATH), '..', 'red.js') : require.resolve('node-red/red.js');
+  const child = spawn(process.execPath, [redJs, '-u', userDir, '-s', settings, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Node-RED did not start:\n${log.join('')}`)), 60_000);
     const onData = (d: Buffer) => {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import helper from 'node-red-node-test-helper';
 
-helper.init(require.resolve('node-red'));
+// NODE_RED_PATH: another Node-RED to test against (scripts/test-nr5.js points it at Node-RED 5)
+helper.init(process.env.NODE_RED_PATH ?? require.resolve('node-red'));
 
 export { helper };
 
