@@ -424,7 +424,11 @@ export class CallTracker {
     if (callId === null) {
       this.legs.delete(leg.id);
       leg.call = null;
-      if (!this.pending.has(leg.id)) {
+      if (this.pending.has(leg.id)) {
+        // seen again: move it to the young end, so the cap drops the legs nobody hears from
+        this.pending.delete(leg.id);
+        this.pending.set(leg.id, leg);
+      } else {
         if (this.pending.size >= this.opts.maxPendingLegs) {
           const oldest = this.pending.keys().next().value as string;
           this.pending.delete(oldest);

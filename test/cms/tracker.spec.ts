@@ -224,8 +224,12 @@ for (const mode of ['typed', 'xmltodict'] as ValueMode[]) {
         // scanners: a leg that never reaches a call, often without its end
         const body = [rec('callLegStart', `scan-${i}`, { remoteParty: `100@198.51.100.${i % 250}`, type: 'sip', direction: 'incoming' })];
         if (i % 3 === 0) body.push(rec('callLegEnd', `scan-${i}`, { reason: 'unknownDestination' }));
+        // a real participant waiting in the IVR keeps being heard from: it must not be the one dropped
+        if (i % 50 === 0) body.push(rec('callLegUpdate', 'real-guest-leg', { ivr: null }));
         r.feed(post(body));
       }
+      const joined = r.feed(post([rec('callLegUpdate', 'real-guest-leg', { call: CALL })]));
+      assert.deepEqual(joined.map((e) => (e as SecurityEvent).reason), ['externalJoined']);
       const c = r.tracker.counts();
       assert.ok(c.pendingLegs <= 100, `pending ${c.pendingLegs}`);
       assert.ok(c.droppedPendingLegs > 0);
