@@ -20,9 +20,6 @@ const examples = path.resolve(__dirname, '..', '..', 'examples');
 const nrNodes = path.dirname(require.resolve('@node-red/nodes/package.json'));
 const core = (p: string) => require(path.join(nrNodes, 'core', p));
 
-/** See test/nodes/cms-call-tracker.spec.ts: the helper's fresh Express app has no router yet. */
-const warmHttpNode = (RED: any) => RED.httpNode.lazyrouter?.();
-
 function loadExample(name: string): any[] {
   const flow = JSON.parse(fs.readFileSync(path.join(examples, `${name}.json`), 'utf8')) as any[];
   assert.ok(Array.isArray(flow));
@@ -70,7 +67,7 @@ describe('CMS example flows', function () {
       assert.equal(dbNode.db, 'cms-cdr-records.db');
       dbNode.db = dbFile;
       const cdrIn = capture(cmsCdrIn as any);
-      await helper.load([warmHttpNode, cdrIn.module, require('node-red-node-sqlite/sqlite.js'), core('common/20-inject.js'), core('common/90-comment.js'),
+      await helper.load([cdrIn.module, require('node-red-node-sqlite/sqlite.js'), core('common/20-inject.js'), core('common/90-comment.js'),
         core('function/10-function.js'), core('network/21-httpin.js')], flow);
       const http = supertest(cdrIn.red.RED.httpNode);
 
@@ -137,7 +134,7 @@ describe('CMS example flows', function () {
       assert.equal(server.verifyTls, true, 'TLS verification on in the example');
       server.urls = sim.bridges.map((b) => b.url).join('\n');
       const cdrIn = capture(cmsCdrIn as any);
-      await helper.load([warmHttpNode, cdrIn.module, capture(cmsCallTracker as any).module, capture(cmsCallMessage as any).module, capture(cmsServer as any).module, core('common/90-comment.js')],
+      await helper.load([cdrIn.module, capture(cmsCallTracker as any).module, capture(cmsCallMessage as any).module, capture(cmsServer as any).module, core('common/90-comment.js')],
         flow, { [server.id]: { user: 'apiuser', password: 'apipass' } });
       return supertest(cdrIn.red.RED.httpNode) as unknown as supertest.Agent;
     }

@@ -19,12 +19,6 @@ function rec(type: string, id: string, body: string): string {
   const obj = type.startsWith('callLeg') ? 'callLeg' : 'call';
   return `<record type="${type}" time="2024-05-01T09:00:${String(idx % 60).padStart(2, '0')}Z" recordIndex="${idx}" correlatorIndex="${idx}"><${obj} id="${id}">${body}</${obj}></record>`;
 }
-/**
- * The test helper gives nodes a fresh Express app with no router yet; src/nodes/lib/http-endpoint.ts then
- * reads `app.router`, which Express 4 turns into a throw. A real Node-RED httpNode always has its router.
- */
-const warmHttpNode = (RED: any) => RED.httpNode.lazyrouter?.();
-
 const post = (...records: string[]) => `<?xml version="1.0"?><records session="5e55e55e-0000-4000-8000-000000000001">${records.join('')}</records>`;
 
 describe('cms-call-tracker node', function () {
@@ -58,7 +52,7 @@ describe('cms-call-tracker node', function () {
 
   for (const values of ['typed', 'xmltodict']) {
     it(`announces externals and restricted calls, and summarises (${values} records)`, async () => {
-      await helper.load([warmHttpNode, cdrIn.module, tracker.module], flow(values));
+      await helper.load([cdrIn.module, tracker.module], flow(values));
       const http = supertest(cdrIn.red.RED.httpNode);
       const sec = helper.getNode('sec');
       const sum = helper.getNode('sum');
@@ -97,7 +91,7 @@ describe('cms-call-tracker node', function () {
   }
 
   it('keeps the call state across a restart of the flows', async () => {
-    await helper.load([warmHttpNode, cdrIn.module, tracker.module], flow('typed'));
+    await helper.load([cdrIn.module, tracker.module], flow('typed'));
     let http = supertest(cdrIn.red.RED.httpNode);
     const first = collect(helper.getNode('sec'), 1);
     await http.post('/cdr-tracker').set('content-type', 'text/xml').send(post(
@@ -106,7 +100,7 @@ describe('cms-call-tracker node', function () {
     )).expect(200);
     assert.equal((await first)[0].payload.event, 'externalJoined');
     await helper.unload(); // close writes the state
-    await helper.load([warmHttpNode, cdrIn.module, tracker.module], flow('typed'));
+    await helper.load([cdrIn.module, tracker.module], flow('typed'));
     http = supertest(cdrIn.red.RED.httpNode);
     const second = collect(helper.getNode('sec'), 1);
     await http.post('/cdr-tracker').set('content-type', 'text/xml').send(post(rec('callLegEnd', 'leg-g', '<reason>remoteTeardown</reason>'))).expect(200);
@@ -116,7 +110,7 @@ describe('cms-call-tracker node', function () {
   });
 
   it('accepts a per-POST array and ignores what is not a record', async () => {
-    await helper.load([warmHttpNode, cdrIn.module, tracker.module], <any[]>[
+    await helper.load([cdrIn.module, tracker.module], <any[]>[
       { id: 'tab', type: 'tab', label: 'tracker' },
       { id: 'in', z: 'tab', type: 'cms-cdr-in', path: '/cdr-tracker-post', values: 'xmltodict', output: 'post', wires: [['tr'], []] },
       { id: 'tr', z: 'tab', type: 'cms-call-tracker', wires: [['sec'], ['sum']] },

@@ -93,7 +93,7 @@ export function mountEndpoint(
       if (closed) return;
       closed = true;
       for (const p of paths) if (owners.get(p) === ownerId) owners.delete(p);
-      const router = app._router ?? app.router;
+      const router = routerOf(app);
       if (!router) return;
       // filter, not forEach+splice: splicing while iterating skips the neighbour of a removed layer
       router.stack = router.stack.filter(
@@ -103,8 +103,22 @@ export function mountEndpoint(
   };
 }
 
+/**
+ * Express 4 keeps its router in `_router`, created with the first route, and its `router` getter throws
+ * ("'app.router' is deprecated!"), so a receiver that is the first route of a fresh httpNode must not
+ * touch it; Express 5 has `router`.
+ */
+function routerOf(app: ExpressLike): { stack: Layer[] } | undefined {
+  if (app._router) return app._router;
+  try {
+    return app.router;
+  } catch {
+    return undefined;
+  }
+}
+
 function routeExists(app: ExpressLike, p: string): boolean {
-  const router = app._router ?? app.router;
+  const router = routerOf(app);
   return !!router?.stack.some((layer) => layer.route?.path === p && layer.route.stack.length > 0 && (layer.route as any).methods?.post);
 }
 
