@@ -56,6 +56,7 @@ describe('CMS example flows', function () {
   });
   afterEach(async () => {
     await helper.unload();
+    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
   });
 
   describe('CMS CDRs to SQLite with API and admin page', () => {

@@ -48,6 +48,8 @@ describe('cms-call-tracker node', function () {
   });
   afterEach(async () => {
     await helper.unload();
+    // each test starts with no saved state (the restart test reloads within itself)
+    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
   });
 
   for (const values of ['typed', 'xmltodict']) {
@@ -124,5 +126,32 @@ describe('cms-call-tracker node', function () {
     assert.equal(s.payload.name, 'Scarif Weekly Data Backup Planning Meeting');
     assert.equal(s.payload.participants, 1);
     await settle();
+  });
+  it('summarises the calls of a call bridge that restarted (cms-cdr-in sessionChanged)', async () => {
+    await helper.load([cdrIn.module, tracker.module], flow('typed'));
+    const http = supertest(cdrIn.red.RED.httpNode);
+    const sum = collect(helper.getNode('sum'), 1);
+    await http.post('/cdr-tracker').set('content-type', 'text/xml').send(post(rec('callStart', CALL, '<name>Before the restart</name>'))).expect(200);
+    const restarted = `<?xml version="1.0"?><records session="5e55e55e-0000-4000-8000-000000000002">${rec('callStart', 'after-restart', '<name>New</name>')}</records>`;
+    await http.post('/cdr-tracker').set('content-type', 'text/xml').send(restarted).expect(200);
+    const [s] = await sum;
+    assert.equal(s.payload.callId, CALL);
+    assert.equal(s.payload.ending, 'bridgeRestarted');
+  });
+
+  it('expires a call whose end never comes', async () => {
+    await helper.load([tracker.module], [
+      { id: 'tab', type: 'tab', label: 'tracker' },
+      // 0.0003 h ≈ 1 s; the node looks for stale calls every second
+      { id: 'tr', z: 'tab', type: 'cms-call-tracker', expireHours: 0.0003, wires: [['sec'], ['sum']] },
+      { id: 'sec', z: 'tab', type: 'helper' },
+      { id: 'sum', z: 'tab', type: 'helper' },
+    ] as any[]);
+    const sum = collect(helper.getNode('sum'), 1, 6000);
+    helper.getNode('tr').receive({ topic: 'callStart', payload: { type: 'callStart', time: '2024-05-01T09:00:00Z', objectType: 'call', id: CALL, call: { id: CALL, name: 'Forgotten' } } });
+    const [s] = await sum;
+    assert.equal(s.payload.ending, 'expired');
+    assert.equal(s.payload.name, 'Forgotten');
+    assert.equal(s.topic, 'callSummary');
   });
 });
