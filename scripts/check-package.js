@@ -69,9 +69,11 @@ for (const [set, file] of Object.entries(pkg['node-red'].nodes)) {
       check('N01', def && def.type === 'ObjectExpression', `${set}: registerType's second argument is an object literal`);
       if (!literalName || !def || def.type !== 'ObjectExpression') return;
       const props = new Map(def.properties.map((p) => [p.key.name || p.key.value, p.value]));
+      const isConfig = props.get('category')?.value === 'config';
       for (const key of ['category', 'color', 'icon']) {
         const v = props.get(key);
-        const ok = key === 'icon' && props.get('category')?.value === 'config' ? !v || v.type === 'Literal' : v && v.type === 'Literal';
+        // config nodes have no palette entry: color and icon are optional there, literal when present
+        const ok = isConfig && key !== 'category' ? !v || v.type === 'Literal' : v && v.type === 'Literal';
         check('N01', ok, `${name.value}: ${key} is an inline literal`);
       }
       for (const key of ['inputs', 'outputs']) {
@@ -89,8 +91,8 @@ for (const [set, file] of Object.entries(pkg['node-red'].nodes)) {
       types.set(name.value, { category: props.get('category')?.value });
       const locale = path.join(root, path.dirname(file), 'locales', 'en-US', `${set}.json`);
       check('L01', fs.existsSync(locale), `${name.value}: ${path.relative(root, locale)} exists`);
-      check('H01', new RegExp(`data-help-name=["']${name.value}["']`).test(source) && /<h3>Details<\/h3>/.test(source) && /<h3>References<\/h3>/.test(source) && /<h3>(Inputs|Outputs)<\/h3>/.test(source),
-        `${name.value}: help has Inputs/Outputs, Details and References`);
+      check('H01', new RegExp(`data-help-name=["']${name.value}["']`).test(source) && /<h3>Details<\/h3>/.test(source) && /<h3>References<\/h3>/.test(source) && (isConfig || /<h3>(Inputs|Outputs)<\/h3>/.test(source)),
+        `${name.value}: help has ${isConfig ? '' : 'Inputs/Outputs, '}Details and References`);
     });
   }
   check('N01', found > 0, `${set}: registers a node type`);

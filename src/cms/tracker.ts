@@ -1,0 +1,711 @@
+/**
+ * Live call state folded from the CMS CDR record stream (specs/cms.md §5, §7.2, §9): calls and their
+ * legs, guest / Web App / external participants, restricted calls, and one event each time a call's
+ * security state changes, plus a summary when a call ends. Pure: records in, events out; the state is
+ * plain JSON (snapshot / restore) so a node can keep it across restarts.
+ */
+
+export type SecurityLevel = 'none' | 'restricted' | 'external' | 'restrictedExternal';
+
+export interface TrackerOptions {
+  /** Internal domains (and hosts). A participant whose remote party / address is in none of them is external. Empty: no domain rule. */
+  internalDomains: string[];
+  /** Count guest logins (`guestConnection` true) as external. */
+  guestsExternal: boolean;
+  /** Count every Web App leg (`subType` webApp) as external, as Cisco's sample does. */
+  webAppExternal: boolean;
+  /** Matched against the call name; default case-insensitive `restricted`. */
+  restrictedPattern: RegExp;
+  /** A call (or a pending leg) with no record for this long is dropped and summarised as expired. */
+  expireAfterMs: number;
+  /** At most this many legs whose call is not known yet; beyond it the oldest pending leg is dropped. */
+  maxPendingLegs: number;
+  /** At most this many calls; beyond it the call seen longest ago is dropped and summarised as evicted. */
+  maxCalls: number;
+}
+
+export const DEFAULT_TRACKER_OPTIONS: TrackerOptions = {
+  internalDomains: [],
+  guestsExternal: true,
+  webAppExternal: true,
+  restrictedPattern: /restricted/i,
+  expireAfterMs: 24 * 3600_000,
+  maxPendingLegs: 5000,
+  maxCalls: 5000,
+};
+
+/** One record, whatever shape cms-cdr-in gave it (typed or xmltodict). */
+export interface TrackerRecord {
+  type: string;
+  time: string | null;
+  session: string | null;
+  callBridge: string | null;
+  objectType: string | null;
+  id: string | null;
+  /** The record's child element (`call`, `callLeg`, …): values may be typed or xmltodict strings. */
+  fields: Record<string, unknown>;
+}
+
+interface LegState {
+  id: string;
+  call: string | null;
+  displayName: string | null;
+  remoteParty: string | null;
+  remoteAddress: string | null;
+  subType: string | null;
+  guest: boolean;
+  webApp: boolean;
+  /** distributionLink, recorder or streamer: not a participant. */
+  notParticipant: boolean;
+  external: boolean;
+  /** The call in whose totals this leg is already counted, and as what. */
+  countedIn: string | null;
+  countedGuest: boolean;
+  countedExternal: boolean;
+  startTime: string | null;
+  seen: number;
+}
+
+interface CallState {
+  id: string;
+  name: string | null;
+  callCorrelator: string | null;
+  callBridge: string | null;
+  session: string | null;
+  callType: string | null;
+  coSpace: string | null;
+  restricted: boolean;
+  /** Known only from a leg's `call` so far (the callStart was not seen). */
+  placeholder: boolean;
+  startTime: string | null;
+  seen: number;
+  /** The level last announced for this call. */
+  notified: SecurityLevel;
+  participantsTotal: number;
+  guestsTotal: number;
+  externalsTotal: number;
+  participantsMax: number;
+  recordings: number;
+  streamings: number;
+}
+
+export interface TrackerState {
+  version: 1;
+  calls: CallState[];
+  legs: LegState[];
+  /** recording / streaming id → call id, so the End record finds its call. */
+  media: Array<[string, string]>;
+  stats: TrackerStats;
+}
+
+export interface TrackerStats {
+  expiredCalls: number;
+  evictedCalls: number;
+  droppedPendingLegs: number;
+  unknownLegEnds: number;
+}
+
+/** What a node shows about one call. */
+export interface CallView {
+  callId: string;
+  callBridge: string | null;
+  session: string | null;
+  callCorrelator: string | null;
+  name: string | null;
+  restricted: boolean;
+  /** The meeting (all calls sharing the callCorrelator) has at least one external participant. */
+  external: boolean;
+  level: SecurityLevel;
+  /** Counts across the whole meeting (every bridge of a cluster). */
+  participants: number;
+  guests: number;
+  webApp: number;
+  externals: number;
+  /** The same counts for this call only (this bridge). */
+  callParticipants: number;
+  callExternals: number;
+}
+
+export type SecurityReason = 'restrictedStart' | 'externalJoined' | 'externalLeft' | 'restrictedEnd';
+
+export interface SecurityEvent {
+  kind: 'security';
+  reason: SecurityReason;
+  previousLevel: SecurityLevel;
+  time: string | null;
+  call: CallView;
+}
+
+export interface CallSummary {
+  callId: string;
+  callBridge: string | null;
+  session: string | null;
+  callCorrelator: string | null;
+  name: string | null;
+  callType: string | null;
+  coSpace: string | null;
+  restricted: boolean;
+  startTime: string | null;
+  endTime: string | null;
+  durationSeconds: number | null;
+  /** How the call ended for the tracker: its callEnd, no record for too long, the call cap, or its bridge restarted. */
+  ending: 'callEnd' | 'expired' | 'evicted' | 'bridgeRestarted';
+  /** The callStart was never seen (the tracker started mid-call). */
+  partial: boolean;
+  participants: number;
+  guests: number;
+  externals: number;
+  maxParticipants: number;
+  /** Legs still open when the call ended (their callLegEnd never came). */
+  legsOpenAtEnd: number;
+  recorded: boolean;
+  streamed: boolean;
+  /** From the callEnd record when it has them. */
+  callLegsCompleted: number | null;
+  callLegsMaxActive: number | null;
+}
+
+export interface SummaryEvent {
+  kind: 'summary';
+  summary: CallSummary;
+}
+
+export type TrackerEvent = SecurityEvent | SummaryEvent;
+
+export class CallTracker {
+  private readonly opts: TrackerOptions;
+  private readonly calls = new Map<string, CallState>();
+  /** Legs whose call is known. */
+  private readonly legs = new Map<string, LegState>();
+  /** Legs whose call is not known yet, oldest first (Map insertion order). */
+  private readonly pending = new Map<string, LegState>();
+  private readonly callLegs = new Map<string, Set<string>>();
+  private readonly byCorrelator = new Map<string, Set<string>>();
+  private readonly media = new Map<string, string>();
+  private stats: TrackerStats = { expiredCalls: 0, evictedCalls: 0, droppedPendingLegs: 0, unknownLegEnds: 0 };
+
+  constructor(opts: Partial<TrackerOptions> = {}, state?: TrackerState) {
+    this.opts = { ...DEFAULT_TRACKER_OPTIONS, ...opts };
+    this.opts.internalDomains = this.opts.internalDomains.map((d) => d.trim().toLowerCase().replace(/^\*?\./, '')).filter(Boolean);
+    if (state && state.version === 1) this.restore(state);
+  }
+
+  /** Folds one record in; `now` is the wall clock in ms (for expiry), not the record time. */
+  apply(rec: TrackerRecord, now: number): TrackerEvent[] {
+    const events: TrackerEvent[] = [];
+    const touched = new Set<string>(); // meeting keys whose level may have changed
+    const f = rec.fields;
+    switch (rec.type) {
+      case 'callStart': {
+        if (!rec.id) break;
+        const call = this.ensureCall(rec.id, now, events);
+        this.unindexCorrelator(call);
+        call.placeholder = false;
+        call.name = text(f.name) ?? call.name;
+        call.callCorrelator = text(f.callCorrelator) ?? call.callCorrelator;
+        call.callType = text(f.callType) ?? call.callType;
+        call.coSpace = text(f.coSpace) ?? call.coSpace;
+        call.callBridge = rec.callBridge ?? call.callBridge;
+        call.session = rec.session ?? call.session;
+        call.startTime = rec.time ?? call.startTime;
+        call.restricted = call.name !== null && this.opts.restrictedPattern.test(call.name);
+        call.seen = now;
+        this.indexCorrelator(call);
+        touched.add(this.meetingKey(call));
+        break;
+      }
+      case 'callEnd': {
+        if (!rec.id) break;
+        const call = this.calls.get(rec.id);
+        const summary = this.endCall(call ?? this.blankCall(rec.id, rec, now), 'callEnd', rec.time, touched);
+        summary.durationSeconds = num(f.durationSeconds) ?? summary.durationSeconds;
+        summary.callLegsCompleted = num(f.callLegsCompleted);
+        summary.callLegsMaxActive = num(f.callLegsMaxActive);
+        if (!call) summary.partial = true;
+        events.push({ kind: 'summary', summary });
+        break;
+      }
+      case 'callLegStart':
+      case 'callLegUpdate': {
+        if (!rec.id) break;
+        let leg = this.legs.get(rec.id) ?? this.pending.get(rec.id);
+        if (!leg) {
+          leg = {
+            id: rec.id, call: null, displayName: null, remoteParty: null, remoteAddress: null, subType: null,
+            guest: false, webApp: false, notParticipant: false, external: false,
+            countedIn: null, countedGuest: false, countedExternal: false,
+            startTime: rec.type === 'callLegStart' ? rec.time : null, seen: now,
+          };
+        }
+        leg.seen = now;
+        leg.displayName = text(f.displayName) ?? leg.displayName;
+        leg.remoteParty = text(f.remoteParty) ?? leg.remoteParty;
+        leg.remoteAddress = text(f.remoteAddress) ?? leg.remoteAddress;
+        leg.subType = text(f.subType) ?? leg.subType;
+        if ('guestConnection' in f) leg.guest = bool(f.guestConnection);
+        leg.webApp = leg.subType === 'webApp';
+        if (leg.subType === 'distributionLink' || bool(f.recording) || bool(f.streaming)) leg.notParticipant = true;
+        leg.external = this.isExternal(leg);
+        const callId = text(f.call);
+        // `<ivr/>` without `<call>`: the leg is (back) in the IVR, in no call
+        const target = callId ?? ('ivr' in f ? null : leg.call);
+        this.placeLeg(leg, target, now, events, touched);
+        break;
+      }
+      case 'callLegEnd': {
+        if (!rec.id) break;
+        const leg = this.legs.get(rec.id) ?? this.pending.get(rec.id);
+        if (!leg) {
+          this.stats.unknownLegEnds++;
+          break;
+        }
+        this.removeLeg(leg, touched);
+        const call = leg.call ? this.calls.get(leg.call) : undefined;
+        if (call) call.seen = now;
+        break;
+      }
+      case 'recordingStart':
+      case 'streamingStart': {
+        const callId = text(f.call);
+        if (!rec.id || !callId) break;
+        const call = this.ensureCall(callId, now, events);
+        call.seen = now;
+        if (rec.type === 'recordingStart') call.recordings++;
+        else call.streamings++;
+        this.media.set(rec.id, callId);
+        // the recorder / streamer joins the call as a leg of its own: never a participant
+        const legId = text(f.callLeg);
+        const leg = legId ? this.legs.get(legId) ?? this.pending.get(legId) : undefined;
+        if (leg && !leg.notParticipant) {
+          leg.notParticipant = true;
+          leg.external = false;
+          if (leg.call) touched.add(this.meetingKey(this.calls.get(leg.call)!));
+        }
+        break;
+      }
+      case 'recordingEnd':
+      case 'streamingEnd':
+        if (rec.id) this.media.delete(rec.id);
+        break;
+      default:
+        break; // unknown record types pass by
+    }
+    this.announce(touched, rec.time, events);
+    return events;
+  }
+
+  /** A call bridge restarted (cms-cdr-in's `sessionChanged`): its calls of the old session are over. */
+  bridgeRestarted(previousSession: string, now: number): TrackerEvent[] {
+    const events: TrackerEvent[] = [];
+    const touched = new Set<string>();
+    for (const call of [...this.calls.values()]) {
+      if (call.session === previousSession) events.push({ kind: 'summary', summary: this.endCall(call, 'bridgeRestarted', null, touched) });
+    }
+    this.announce(touched, null, events);
+    void now;
+    return events;
+  }
+
+  /** Drops calls and pending legs with no record for `expireAfterMs`. Call it now and then. */
+  expire(now: number): TrackerEvent[] {
+    const events: TrackerEvent[] = [];
+    const touched = new Set<string>();
+    const limit = now - this.opts.expireAfterMs;
+    for (const call of [...this.calls.values()]) {
+      if (call.seen <= limit) {
+        this.stats.expiredCalls++;
+        events.push({ kind: 'summary', summary: this.endCall(call, 'expired', null, touched) });
+      }
+    }
+    for (const leg of [...this.pending.values()]) {
+      if (leg.seen <= limit) this.pending.delete(leg.id);
+    }
+    this.announce(touched, null, events);
+    return events;
+  }
+
+  /** The current view of one call, or null. */
+  view(callId: string): CallView | null {
+    const call = this.calls.get(callId);
+    return call ? this.viewOf(call) : null;
+  }
+
+  /** Every tracked call. */
+  views(): CallView[] {
+    return [...this.calls.values()].map((c) => this.viewOf(c));
+  }
+
+  counts(): { calls: number; legs: number; pendingLegs: number; externalCalls: number; restrictedCalls: number } & TrackerStats {
+    let externalCalls = 0;
+    let restrictedCalls = 0;
+    for (const c of this.calls.values()) {
+      if (c.notified === 'external' || c.notified === 'restrictedExternal') externalCalls++;
+      if (c.restricted) restrictedCalls++;
+    }
+    return { calls: this.calls.size, legs: this.legs.size, pendingLegs: this.pending.size, externalCalls, restrictedCalls, ...this.stats };
+  }
+
+  snapshot(): TrackerState {
+    return {
+      version: 1,
+      calls: [...this.calls.values()].map((c) => ({ ...c })),
+      legs: [...this.pending.values(), ...this.legs.values()].map((l) => ({ ...l })),
+      media: [...this.media.entries()],
+      stats: { ...this.stats },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private restore(state: TrackerState): void {
+    for (const c of state.calls ?? []) {
+      this.calls.set(c.id, { ...c });
+      this.indexCorrelator(this.calls.get(c.id)!);
+    }
+    for (const l of state.legs ?? []) {
+      if (l.call && this.calls.has(l.call)) {
+        this.legs.set(l.id, { ...l });
+        this.legSet(l.call).add(l.id);
+      } else {
+        this.pending.set(l.id, { ...l, call: null });
+      }
+    }
+    for (const [k, v] of state.media ?? []) this.media.set(k, v);
+    this.stats = { ...this.stats, ...(state.stats ?? {}) };
+  }
+
+  private isExternal(leg: LegState): boolean {
+    if (leg.notParticipant) return false;
+    if (leg.guest && this.opts.guestsExternal) return true;
+    if (leg.webApp && this.opts.webAppExternal) return true;
+    const domains = this.opts.internalDomains;
+    if (domains.length === 0) return false;
+    const hosts = [leg.remoteParty, leg.remoteAddress].map(hostOf).filter((h): h is string => h !== null);
+    if (hosts.length === 0) return false; // nothing to judge by
+    return !hosts.some((h) => domains.some((d) => h === d || h.endsWith(`.${d}`)));
+  }
+
+  private ensureCall(id: string, now: number, events: TrackerEvent[]): CallState {
+    let call = this.calls.get(id);
+    if (call) return call;
+    if (this.calls.size >= this.opts.maxCalls) this.evictOldestCall(events);
+    call = this.blankCall(id, null, now);
+    this.calls.set(id, call);
+    this.indexCorrelator(call);
+    return call;
+  }
+
+  private blankCall(id: string, rec: TrackerRecord | null, now: number): CallState {
+    return {
+      id, name: null, callCorrelator: null, callBridge: rec?.callBridge ?? null, session: rec?.session ?? null,
+      callType: null, coSpace: null, restricted: false, placeholder: true, startTime: null, seen: now, notified: 'none',
+      participantsTotal: 0, guestsTotal: 0, externalsTotal: 0, participantsMax: 0, recordings: 0, streamings: 0,
+    };
+  }
+
+  private evictOldestCall(events: TrackerEvent[]): void {
+    let oldest: CallState | null = null;
+    for (const c of this.calls.values()) if (!oldest || c.seen < oldest.seen) oldest = c;
+    if (!oldest) return;
+    this.stats.evictedCalls++;
+    const touched = new Set<string>();
+    events.push({ kind: 'summary', summary: this.endCall(oldest, 'evicted', null, touched) });
+    this.announce(touched, null, events);
+  }
+
+  /** Moves a leg into `callId` (or into the pending map when null) and counts it. */
+  private placeLeg(leg: LegState, callId: string | null, now: number, events: TrackerEvent[], touched: Set<string>): void {
+    const before = leg.call;
+    if (before && before !== callId) {
+      this.callLegs.get(before)?.delete(leg.id);
+      const old = this.calls.get(before);
+      if (old) touched.add(this.meetingKey(old));
+    }
+    if (callId === null) {
+      this.legs.delete(leg.id);
+      leg.call = null;
+      if (this.pending.has(leg.id)) {
+        // seen again: move it to the young end, so the cap drops the legs nobody hears from
+        this.pending.delete(leg.id);
+        this.pending.set(leg.id, leg);
+      } else {
+        if (this.pending.size >= this.opts.maxPendingLegs) {
+          const oldest = this.pending.keys().next().value as string;
+          this.pending.delete(oldest);
+          this.stats.droppedPendingLegs++;
+        }
+        this.pending.set(leg.id, leg);
+      }
+      return;
+    }
+    this.pending.delete(leg.id);
+    const call = this.ensureCall(callId, now, events);
+    call.seen = now;
+    leg.call = callId;
+    this.legs.set(leg.id, leg);
+    this.legSet(callId).add(leg.id);
+    if (!leg.notParticipant) {
+      if (leg.countedIn !== callId) {
+        leg.countedIn = callId;
+        leg.countedGuest = false;
+        leg.countedExternal = false;
+        call.participantsTotal++;
+      }
+      if (leg.guest && !leg.countedGuest) {
+        leg.countedGuest = true;
+        call.guestsTotal++;
+      }
+      if (leg.external && !leg.countedExternal) {
+        leg.countedExternal = true;
+        call.externalsTotal++;
+      }
+      call.participantsMax = Math.max(call.participantsMax, this.callCounts(callId).participants);
+    }
+    touched.add(this.meetingKey(call));
+  }
+
+  private removeLeg(leg: LegState, touched: Set<string>): void {
+    this.pending.delete(leg.id);
+    this.legs.delete(leg.id);
+    if (leg.call) {
+      this.callLegs.get(leg.call)?.delete(leg.id);
+      const call = this.calls.get(leg.call);
+      if (call) touched.add(this.meetingKey(call));
+    }
+  }
+
+  private endCall(call: CallState, ending: CallSummary['ending'], time: string | null, touched: Set<string>): CallSummary {
+    const legIds = this.callLegs.get(call.id) ?? new Set<string>();
+    const summary: CallSummary = {
+      callId: call.id,
+      callBridge: call.callBridge,
+      session: call.session,
+      callCorrelator: call.callCorrelator,
+      name: call.name,
+      callType: call.callType,
+      coSpace: call.coSpace,
+      restricted: call.restricted,
+      startTime: call.startTime,
+      endTime: time,
+      durationSeconds: call.startTime && time ? Math.max(0, Math.round((Date.parse(time) - Date.parse(call.startTime)) / 1000)) : null,
+      ending,
+      partial: call.placeholder,
+      participants: call.participantsTotal,
+      guests: call.guestsTotal,
+      externals: call.externalsTotal,
+      maxParticipants: call.participantsMax,
+      legsOpenAtEnd: legIds.size,
+      recorded: call.recordings > 0,
+      streamed: call.streamings > 0,
+      callLegsCompleted: null,
+      callLegsMaxActive: null,
+    };
+    for (const id of legIds) this.legs.delete(id);
+    this.callLegs.delete(call.id);
+    this.unindexCorrelator(call);
+    this.calls.delete(call.id);
+    for (const [k, v] of this.media) if (v === call.id) this.media.delete(k);
+    // the other calls of the meeting may have lost their external participants
+    if (call.callCorrelator) touched.add(`c:${call.callCorrelator}`);
+    touched.delete(`i:${call.id}`);
+    return summary;
+  }
+
+  private meetingKey(call: CallState): string {
+    return call.callCorrelator ? `c:${call.callCorrelator}` : `i:${call.id}`;
+  }
+
+  private meetingCalls(key: string): CallState[] {
+    if (key.startsWith('i:')) {
+      const c = this.calls.get(key.slice(2));
+      return c ? [c] : [];
+    }
+    const ids = this.byCorrelator.get(key.slice(2));
+    return ids ? [...ids].map((id) => this.calls.get(id)!).filter(Boolean) : [];
+  }
+
+  private indexCorrelator(call: CallState): void {
+    if (!call.callCorrelator) return;
+    let set = this.byCorrelator.get(call.callCorrelator);
+    if (!set) this.byCorrelator.set(call.callCorrelator, (set = new Set()));
+    set.add(call.id);
+  }
+
+  private unindexCorrelator(call: CallState): void {
+    if (!call.callCorrelator) return;
+    const set = this.byCorrelator.get(call.callCorrelator);
+    set?.delete(call.id);
+    if (set && set.size === 0) this.byCorrelator.delete(call.callCorrelator);
+  }
+
+  private legSet(callId: string): Set<string> {
+    let set = this.callLegs.get(callId);
+    if (!set) this.callLegs.set(callId, (set = new Set()));
+    return set;
+  }
+
+  private callCounts(callId: string): { participants: number; guests: number; webApp: number; externals: number } {
+    const out = { participants: 0, guests: 0, webApp: 0, externals: 0 };
+    for (const id of this.callLegs.get(callId) ?? []) {
+      const leg = this.legs.get(id);
+      if (!leg || leg.notParticipant) continue;
+      out.participants++;
+      if (leg.guest) out.guests++;
+      if (leg.webApp) out.webApp++;
+      if (leg.external) out.externals++;
+    }
+    return out;
+  }
+
+  private viewOf(call: CallState, meeting = this.meetingCalls(this.meetingKey(call))): CallView {
+    const total = { participants: 0, guests: 0, webApp: 0, externals: 0 };
+    let restricted = false;
+    let own = { participants: 0, externals: 0 };
+    for (const c of meeting) {
+      const n = this.callCounts(c.id);
+      total.participants += n.participants;
+      total.guests += n.guests;
+      total.webApp += n.webApp;
+      total.externals += n.externals;
+      restricted ||= c.restricted;
+      if (c.id === call.id) own = n;
+    }
+    const external = total.externals > 0;
+    return {
+      callId: call.id,
+      callBridge: call.callBridge,
+      session: call.session,
+      callCorrelator: call.callCorrelator,
+      name: call.name ?? meeting.find((c) => c.name !== null)?.name ?? null,
+      restricted,
+      external,
+      level: levelOf(restricted, external),
+      ...total,
+      callParticipants: own.participants,
+      callExternals: own.externals,
+    };
+  }
+
+  /** For every call of every touched meeting whose level differs from what was last announced: one event. */
+  private announce(touched: Set<string>, time: string | null, events: TrackerEvent[]): void {
+    for (const key of touched) {
+      const meeting = this.meetingCalls(key);
+      for (const call of meeting) {
+        const view = this.viewOf(call, meeting);
+        if (view.level === call.notified) continue;
+        const previousLevel = call.notified;
+        call.notified = view.level;
+        events.push({ kind: 'security', reason: reasonFor(previousLevel, view.level), previousLevel, time, call: view });
+      }
+    }
+  }
+}
+
+export function levelOf(restricted: boolean, external: boolean): SecurityLevel {
+  if (restricted) return external ? 'restrictedExternal' : 'restricted';
+  return external ? 'external' : 'none';
+}
+
+function reasonFor(before: SecurityLevel, after: SecurityLevel): SecurityReason {
+  const wasExt = before === 'external' || before === 'restrictedExternal';
+  const isExt = after === 'external' || after === 'restrictedExternal';
+  const wasRes = before === 'restricted' || before === 'restrictedExternal';
+  const isRes = after === 'restricted' || after === 'restrictedExternal';
+  if (isRes && !wasRes) return 'restrictedStart';
+  if (isExt && !wasExt) return 'externalJoined';
+  if (wasExt && !isExt) return 'externalLeft';
+  return 'restrictedEnd';
+}
+
+/** The host of a SIP URI or address: `sip:Jyn Erso <jyn@Wobani.org:5061;transport=tls>` → `wobani.org`. */
+export function hostOf(address: string | null): string | null {
+  if (!address) return null;
+  let a = address.trim();
+  const angle = /<([^>]*)>/.exec(a);
+  if (angle) a = angle[1];
+  a = a.replace(/^(sips?|tel|h323):/i, '');
+  const at = a.lastIndexOf('@');
+  if (at >= 0) a = a.slice(at + 1);
+  a = a.split(/[;?>\s]/)[0];
+  // strip a port, but leave a bare IPv6 address alone
+  if (a.startsWith('[')) a = a.slice(1, a.indexOf(']') > 0 ? a.indexOf(']') : undefined);
+  else if ((a.match(/:/g) ?? []).length === 1) a = a.split(':')[0];
+  a = a.toLowerCase().replace(/\.$/, '');
+  return a === '' ? null : a;
+}
+
+/** The text of a field in typed or xmltodict form (trimmed; empty → null). */
+export function text(v: unknown): string | null {
+  if (Array.isArray(v)) return text(v[0]);
+  if (typeof v === 'string') {
+    const t = v.trim();
+    return t === '' ? null : t;
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if ('#text' in o) return text(o['#text']);
+    if ('text' in o) return text(o.text);
+  }
+  return null;
+}
+
+function bool(v: unknown): boolean {
+  return v === true || (typeof v === 'string' && v.trim().toLowerCase() === 'true');
+}
+
+function num(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  const t = text(v);
+  if (t === null) return null;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : null;
+}
+
+const CHILDREN = ['call', 'callLeg', 'recording', 'streaming'];
+
+/**
+ * Turns what cms-cdr-in sends (msg.payload, msg.cms) into a TrackerRecord: a typed record
+ * (`payload.type`, `payload.callLeg.id`) or an xmltodict one (`payload['@type']`, `payload.callLeg['@id']`).
+ * Null when it is not a record.
+ */
+export function toTrackerRecord(payload: unknown, cms?: Record<string, unknown> | null): TrackerRecord | null {
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return null;
+  const p = payload as Record<string, unknown>;
+  const meta = cms ?? {};
+  const type = text(p['@type']) ?? text(p.type) ?? text(meta.type);
+  if (!type) return null;
+  let objectType = text(p.objectType) ?? (text(meta.type) === type ? text(meta.objectType) : null);
+  if (!objectType || !(objectType in p)) objectType = CHILDREN.find((k) => k in p) ?? Object.keys(p).find((k) => !k.startsWith('@') && isObj(p[k])) ?? null;
+  let child = objectType ? p[objectType] : null;
+  if (Array.isArray(child)) child = child[0];
+  const fields = isObj(child) ? child : {};
+  const id = text(fields['@id']) ?? text(fields.id) ?? text(p.id) ?? (text(meta.type) === type ? text(meta.id) : null);
+  return {
+    type,
+    time: text(p['@time']) ?? text(p.time),
+    session: text(p.session) ?? text(meta.session),
+    callBridge: text(p.callBridge) ?? text(meta.callBridge),
+    objectType,
+    id,
+    fields,
+  };
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The restricted pattern from a node setting: a /regex/flags literal, or a case-insensitive regular expression. */
+export function restrictedPattern(source: string | undefined | null): RegExp {
+  const s = (source ?? '').trim();
+  if (s === '') return DEFAULT_TRACKER_OPTIONS.restrictedPattern;
+  const lit = /^\/(.*)\/([gimsuy]*)$/.exec(s);
+  if (lit) return new RegExp(lit[1], lit[2].replace(/[gy]/g, ''));
+  return new RegExp(s, 'i');
+}
+
+/** "example.com, corp.example.org; 10.1.2.3" → list. */
+export function domainList(source: string | undefined | null): string[] {
+  return (source ?? '').split(/[\s,;]+/).map((d) => d.trim()).filter(Boolean);
+}

@@ -1,0 +1,155 @@
+/**
+ * cms-call-tracker: folds the records of cms-cdr-in into live call state (src/cms/tracker.ts) and sends
+ * (1) one message each time a call's security state changes, with the notice text to show, and
+ * (2) a summary when a call ends. The state survives redeploys and restarts (openStateStore).
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
+import {
+  CallTracker, toTrackerRecord, restrictedPattern, domainList,
+  type TrackerEvent, type TrackerState, type TrackerOptions, type SecurityLevel,
+} from '../cms/tracker';
+import { DebouncedSaver } from '../common/persist';
+import { openStateStore } from './lib/state';
+import { ThrottledStatus, count } from './lib/status';
+
+interface CmsCallTrackerDef extends NodeDef {
+  internalDomains?: string;
+  guestsExternal?: boolean | string;
+  webAppExternal?: boolean | string;
+  restrictedPattern?: string;
+  expireHours?: number | string;
+  textExternal?: string;
+  textRestricted?: string;
+  textBoth?: string;
+  position?: string;
+  stateStore?: string;
+}
+
+const DEFAULT_TEXTS = {
+  external: 'External Participant(s) in Meeting',
+  restricted: 'Restricted Meeting',
+  both: 'Restricted Meeting, External Participant(s) in Meeting',
+};
+const SAVE_DELAY_MS = 1000;
+
+export = function register(RED: NodeAPI): void {
+  function CmsCallTracker(this: Node, def: CmsCallTrackerDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const status = new ThrottledStatus(node);
+    const hours = Number(def.expireHours);
+    let opts: Partial<TrackerOptions>;
+    try {
+      opts = {
+        internalDomains: domainList(def.internalDomains),
+        guestsExternal: def.guestsExternal !== false && def.guestsExternal !== 'false',
+        webAppExternal: def.webAppExternal !== false && def.webAppExternal !== 'false',
+        restrictedPattern: restrictedPattern(def.restrictedPattern ?? 'restricted'),
+        expireAfterMs: (Number.isFinite(hours) && hours > 0 ? hours : 24) * 3600_000,
+      };
+    } catch (err) {
+      node.error(RED._('cms-call-tracker.errors.pattern', { error: (err as Error).message }));
+      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-call-tracker.status.badConfig') }, true);
+      return;
+    }
+    const texts: Record<SecurityLevel, string> = {
+      none: '',
+      external: def.textExternal || DEFAULT_TEXTS.external,
+      restricted: def.textRestricted || DEFAULT_TEXTS.restricted,
+      restrictedExternal: def.textBoth || DEFAULT_TEXTS.both,
+    };
+    const position = ['top', 'middle', 'bottom'].includes(def.position ?? '') ? def.position! : 'bottom';
+
+    const { store, where } = openStateStore<TrackerState>(RED, node, 'cms-call-tracker', def.stateStore);
+    let tracker = new CallTracker(opts);
+    const saver = new DebouncedSaver(store, () => tracker.snapshot(), SAVE_DELAY_MS, (err) =>
+      node.warn(RED._('cms-call-tracker.errors.stateSave', { where, error: err.message })));
+    const ready = store.load().then(
+      (state) => {
+        if (state) tracker = new CallTracker(opts, state);
+        showStatus();
+      },
+      (err: Error) => node.warn(RED._('cms-call-tracker.errors.stateLoad', { where, error: err.message })),
+    );
+
+    function showStatus(): void {
+      const c = tracker.counts();
+      const warn = c.externalCalls > 0 || c.restrictedCalls > 0;
+      status.set({
+        fill: warn ? 'yellow' : 'green',
+        shape: 'dot',
+        text: RED._('cms-call-tracker.status.calls', { calls: count(c.calls), external: count(c.externalCalls), restricted: count(c.restrictedCalls) }),
+      });
+    }
+
+    /** Two outputs: security changes, summaries. Each message keeps the properties of `base`. */
+    function toMessages(events: TrackerEvent[], base: NodeMessage | null): [NodeMessage[], NodeMessage[]] {
+      const security: NodeMessage[] = [];
+      const summaries: NodeMessage[] = [];
+      for (const e of events) {
+        const out = (base ? RED.util.cloneMessage(base) : {}) as NodeMessage & Record<string, unknown>;
+        if (e.kind === 'security') {
+          out.topic = 'security';
+          out.payload = { event: e.reason, previousLevel: e.previousLevel, time: e.time, ...e.call };
+          out.callId = e.call.callId;
+          const text = texts[e.call.level];
+          out.message = text === '' ? { text: '', position, duration: 0 } : { text, position, duration: 'permanent' };
+          security.push(out);
+        } else {
+          out.topic = 'callSummary';
+          out.payload = e.summary;
+          out.callId = e.summary.callId;
+          delete out.message;
+          summaries.push(out);
+        }
+      }
+      return [security, summaries];
+    }
+
+    node.on('input', (msg: NodeMessage & Record<string, any>, send: (m: any) => void, done: (err?: Error) => void) => {
+      ready.then(() => {
+        const now = Date.now();
+        const events: TrackerEvent[] = [];
+        const p = msg.payload as { previousSession?: unknown } | null;
+        if (msg.topic === 'sessionChanged' && p && typeof p.previousSession === 'string') {
+          events.push(...tracker.bridgeRestarted(p.previousSession, now));
+        } else {
+          const items = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
+          for (const item of items) {
+            const rec = toTrackerRecord(item, Array.isArray(msg.payload) ? { session: msg.cms?.session, callBridge: msg.cms?.callBridge } : msg.cms);
+            if (rec) events.push(...tracker.apply(rec, now));
+          }
+        }
+        saver.changed();
+        if (events.length > 0) send(toMessages(events, msg));
+        showStatus();
+        done();
+      }).catch((err: Error) => done(err));
+    });
+
+    // calls whose end never arrives: look now and then
+    const sweepMs = Math.max(1000, Math.min(60_000, (opts.expireAfterMs ?? 86_400_000) / 10));
+    const timer = setInterval(() => {
+      ready.then(() => {
+        const events = tracker.expire(Date.now());
+        if (events.length > 0) {
+          saver.changed();
+          node.send(toMessages(events, null) as any);
+          showStatus();
+        }
+      }).catch(() => undefined);
+    }, sweepMs);
+    timer.unref?.();
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      clearInterval(timer);
+      status.stop();
+      ready.then(() => saver.flush()).then(() => (removed ? store.clear() : undefined)).catch(() => undefined).then(() => {
+        node.status({});
+        done();
+      });
+    });
+  }
+
+  RED.nodes.registerType('cms-call-tracker', CmsCallTracker as any);
+};

@@ -1,0 +1,219 @@
+/**
+ * The two CMS example flows, loaded from examples/ into a real Node-RED runtime (test helper) with the
+ * real nodes they use (core http in / function / inject, node-red-node-sqlite, this package's nodes),
+ * and driven end to end over HTTP.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import supertest from 'supertest';
+import cmsCdrIn from '../../src/nodes/cms-cdr-in';
+import cmsCallTracker from '../../src/nodes/cms-call-tracker';
+import cmsCallMessage from '../../src/nodes/cms-call-message';
+import cmsServer from '../../src/nodes/cms-server';
+import { helper, capture } from '../helpers/red';
+import { own, shared } from '../helpers/fixtures';
+import { CmsApiSimulator } from '../simulators/cms-api';
+
+const examples = path.resolve(__dirname, '..', '..', 'examples');
+const nrNodes = path.dirname(require.resolve('@node-red/nodes/package.json'));
+const core = (p: string) => require(path.join(nrNodes, 'core', p));
+
+function loadExample(name: string): any[] {
+  const flow = JSON.parse(fs.readFileSync(path.join(examples, `${name}.json`), 'utf8')) as any[];
+  assert.ok(Array.isArray(flow));
+  assert.ok(flow.some((n) => n.type === 'comment' && n.info), 'has a comment node explaining the setup');
+  // the editor puts imported nodes on the current tab; the runtime needs the tab itself
+  const tabs = new Set(flow.filter((n) => n.z).map((n) => n.z));
+  for (const z of tabs) if (!flow.some((n) => n.id === z)) flow.unshift({ id: z, type: 'tab', label: name });
+  return flow;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('CMS example flows', function () {
+  this.timeout(30_000);
+  let userDir: string;
+  let savedUserDir: unknown;
+  before(() => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cms-examples-'));
+    const settings = (helper as any).settings();
+    savedUserDir = settings.userDir;
+    settings.userDir = userDir;
+  });
+  after(() => {
+    (helper as any).settings().userDir = savedUserDir;
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await helper.unload();
+    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
+  });
+
+  describe('CMS CDRs to SQLite with API and admin page', () => {
+    it('stores posted records and serves the sample app\'s API byte for byte, and the admin page', async () => {
+      const sqlite3 = require('sqlite3');
+      const dbFile = path.join(userDir, 'records.db');
+      const flow = loadExample('CMS CDRs to SQLite with API and admin page');
+      const dbNode = flow.find((n) => n.type === 'sqlitedb');
+      assert.equal(dbNode.db, 'cms-cdr-records.db');
+      dbNode.db = dbFile;
+      const cdrIn = capture(cmsCdrIn as any);
+      await helper.load([cdrIn.module, require('node-red-node-sqlite/sqlite.js'), core('common/20-inject.js'), core('common/90-comment.js'),
+        core('function/10-function.js'), core('network/21-httpin.js')], flow);
+      const http = supertest(cdrIn.red.RED.httpNode);
+
+      const db = new sqlite3.Database(dbFile);
+      const query = (sql: string): Promise<any[]> => new Promise((resolve, reject) => db.all(sql, (err: Error | null, rows: any[]) => (err ? reject(err) : resolve(rows))));
+      try {
+        await until('the record table', async () => (await query("SELECT name FROM sqlite_master WHERE type='table' AND name='record'")).length === 1);
+        // an empty store answers {"records":0} on page 1 too, as the sample's code does
+        assert.equal((await http.get('/api/v1/records/1').expect(200)).text, '{"records":0}\n');
+
+        await http.post('/cdr').set('content-type', 'text/xml').send(own('cms', 'cdr-receiver-db-call.xml')).expect(200);
+        await until('six stored records', async () => (await query('SELECT COUNT(*) AS n FROM record'))[0].n === 6);
+        const page1 = await http.get('/api/v1/records/1').expect(200).expect('content-type', /application\/json/);
+        assert.equal(page1.text, shared('cms', 'real_ciscocms-cdr-receiver-db_readme_api_records_page1.json'));
+        assert.equal((await http.get('/api/v1/records/').expect(200)).text, page1.text);
+        assert.equal((await http.get('/api/v1/records/2').expect(200)).text, shared('cms', 'real_ciscocms-cdr-receiver-db_readme_api_records_page2.json'));
+        await http.get('/api/v1/records/abc').expect(404);
+
+        // CMS resends a batch whose 200 got lost: answered 200, stored once
+        await http.post('/cdr').set('content-type', 'text/xml').send(own('cms', 'cdr-receiver-db-call.xml')).expect(200);
+        // a body that is not CDR XML is refused, so CMS keeps it (the sample answered 204 and lost it)
+        await http.post('/cdr').set('content-type', 'text/xml').send('<records><record type="callStart"').expect(400);
+
+        // 30 more records: pages of 20, newest first
+        const recs = Array.from({ length: 30 }, (_, i) => `<record type="callLegStart" time="2019-04-05T17:00:${String(i).padStart(2, '0')}Z" recordIndex="${25 + i}" correlatorIndex="${116 + i}"><callLeg id="0000${String(i).padStart(4, '0')}-0000-4000-8000-000000000000"><displayName>Caller ${i} é &lt;x&gt;</displayName><remoteParty>c${i}@example.org</remoteParty></callLeg></record>`);
+        await http.post('/cdr').set('content-type', 'text/xml').send(`<?xml version="1.0"?><records session="2f9a7c1e-0b7d-4a58-9b0e-6d1f5c3a8e21">${recs.join('')}</records>`).expect(200);
+        await until('36 stored records', async () => (await query('SELECT COUNT(*) AS n FROM record'))[0].n === 36);
+        const p1 = JSON.parse((await http.get('/api/v1/records/1').expect(200)).text);
+        const p2 = JSON.parse((await http.get('/api/v1/records/2').expect(200)).text);
+        assert.equal(p1.records.length, 20);
+        assert.equal(p2.records.length, 16);
+        assert.deepEqual([...p1.records, ...p2.records].map((r: any) => Number(r['@recordIndex'])), Array.from({ length: 36 }, (_, i) => 54 - i));
+        assert.equal(p1.records[0].callLeg.displayName, 'Caller 29 é <x>');
+        // non-ASCII escaped as Flask's jsonify did
+        assert.match((await http.get('/api/v1/records/1')).text, /"displayName":"Caller 29 \\u00e9 <x>"/);
+        assert.equal((await http.get('/api/v1/records/3').expect(200)).text, '{"records":0}\n');
+
+        const admin = await http.get('/admin').expect(200).expect('content-type', /text\/html/);
+        assert.match(admin.text, /page 1 of 2 \(36 records\)/);
+        assert.match(admin.text, /Caller 29 é &lt;x&gt;/, 'record text is escaped');
+        assert.doesNotMatch(admin.text, /<x>/);
+        const admin2 = await http.get('/admin?page=2').expect(200);
+        assert.match(admin2.text, /page 2 of 2/);
+        assert.match(admin2.text, /Scarif Weekly Data Backup Planning Meeting/);
+        assert.equal((admin2.text.match(/<tr><td>/g) ?? []).length, 16);
+      } finally {
+        await new Promise((r) => db.close(r));
+      }
+    });
+  });
+
+  describe('CMS call security notifications', () => {
+    let sim: CmsApiSimulator;
+    beforeEach(async () => {
+      sim = await CmsApiSimulator.start(['cb1', 'cb2']);
+    });
+    afterEach(async () => {
+      await sim.close();
+    });
+
+    async function start(): Promise<supertest.Agent> {
+      const flow = loadExample('CMS call security notifications');
+      const server = flow.find((n) => n.type === 'cms-server');
+      assert.equal(server.verifyTls, true, 'TLS verification on in the example');
+      server.urls = sim.bridges.map((b) => b.url).join('\n');
+      const cdrIn = capture(cmsCdrIn as any);
+      await helper.load([cdrIn.module, capture(cmsCallTracker as any).module, capture(cmsCallMessage as any).module, capture(cmsServer as any).module, core('common/90-comment.js')],
+        flow, { [server.id]: { user: 'apiuser', password: 'apipass' } });
+      return supertest(cdrIn.red.RED.httpNode) as unknown as supertest.Agent;
+    }
+
+    const counters = new Map<string, number>();
+    function post(session: string, bridge: string | null, ...records: Array<[string, string, string]>): string {
+      const body = records.map(([type, id, inner]) => {
+        const n = (counters.get(session) ?? 0) + 1;
+        counters.set(session, n);
+        const obj = type.startsWith('callLeg') ? 'callLeg' : 'call';
+        return `<record type="${type}" time="2024-06-01T12:00:00Z" recordIndex="${n}" correlatorIndex="${n + 1000}"><${obj} id="${id}">${inner}</${obj}></record>`;
+      }).join('');
+      return `<?xml version="1.0"?><records session="${session}"${bridge ? ` callBridge="${bridge}"` : ''}>${body}</records>`;
+    }
+    const send = (http: supertest.Agent, body: string) => http.post('/cdr-security').set('content-type', 'text/xml').send(body).expect(200);
+    const puts = () => sim.puts().map((p) => [p.bridge, p.callId, Object.fromEntries(p.form).messageText, Object.fromEntries(p.form).messageDuration]);
+
+    it('shows the notice while a guest is in the call and clears it when the guest leaves', async () => {
+      const http = await start();
+      const CALL = '11111111-aaaa-4bbb-8ccc-000000000001';
+      const S = '5e551011-0000-4000-8000-000000000001';
+      sim.addCall('cb2', CALL);
+      await send(http, post(S, null, ['callStart', CALL, '<name>Team sync</name><callCorrelator>c0000000-0000-4000-8000-000000000001</callCorrelator>'],
+        ['callLegStart', 'leg-host', `<remoteParty>host@corp.example</remoteParty><call>${CALL}</call>`]));
+      // the guest's leg: its call is only known from the update (Cisco's sample missed these)
+      await send(http, post(S, null, ['callLegStart', 'leg-guest', '<displayName>Visitor</displayName><guestConnection>true</guestConnection><type>acano</type>']));
+      await send(http, post(S, null, ['callLegUpdate', 'leg-guest', `<state>connected</state><call>${CALL}</call>`]));
+      await until('the notice', () => sim.puts().length === 1);
+      await send(http, post(S, null, ['callLegEnd', 'leg-guest', '<reason>remoteTeardown</reason>']));
+      await until('the clear', () => sim.puts().length === 2);
+      await send(http, post(S, null, ['callLegEnd', 'leg-host', '<reason>remoteTeardown</reason>'], ['callEnd', CALL, '<durationSeconds>60</durationSeconds>']));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(puts(), [
+        ['cb2', CALL, 'External Participant(s) in Meeting', 'permanent'],
+        ['cb2', CALL, '', '0'],
+      ]);
+      assert.deepEqual(sim.log.map((r) => [r.bridge, r.status]), [['cb1', 404], ['cb2', 200], ['cb2', 200]], 'the owning bridge is found once, then remembered');
+    });
+
+    it('warns every bridge of a restricted clustered meeting, in order', async () => {
+      const http = await start();
+      const A = 'aaaaaaaa-1111-4222-8333-000000000001';
+      const B = 'bbbbbbbb-1111-4222-8333-000000000002';
+      const CORR = 'cccccccc-1111-4222-8333-000000000003';
+      const BR1 = '0b1d0b1d-0000-4000-8000-000000000001';
+      const BR2 = '0b2d0b2d-0000-4000-8000-000000000002';
+      const S1 = '5e551111-0000-4000-8000-000000000001';
+      const S2 = '5e552222-0000-4000-8000-000000000002';
+      sim.addCall('cb1', A);
+      sim.addCall('cb2', B);
+      await send(http, post(S1, BR1, ['callStart', A, `<name>RESTRICTED roadmap</name><callCorrelator>${CORR}</callCorrelator>`]));
+      await until('A restricted', () => sim.puts().length === 1);
+      await send(http, post(S2, BR2, ['callStart', B, `<name>RESTRICTED roadmap</name><callCorrelator>${CORR}</callCorrelator>`],
+        ['callLegStart', 'b-link', `<subType>distributionLink</subType><call>${B}</call>`]));
+      await until('B restricted', () => sim.puts().length === 2);
+      // a Web App participant joins on bridge 2: both bridges' calls get the combined notice
+      await send(http, post(S2, BR2, ['callLegStart', 'b-web', `<subType>webApp</subType><type>acano</type><call>${B}</call>`]));
+      await until('both warned', () => sim.puts().length === 4);
+      await send(http, post(S2, BR2, ['callLegEnd', 'b-web', '<reason>remoteTeardown</reason>']));
+      await until('both back to restricted', () => sim.puts().length === 6);
+      await send(http, post(S2, BR2, ['callEnd', B, '']));
+      await send(http, post(S1, BR1, ['callEnd', A, '']));
+      await new Promise((r) => setTimeout(r, 200));
+      const all = puts();
+      assert.equal(all.length, 6);
+      const forCall = (id: string) => all.filter((p) => p[1] === id);
+      assert.deepEqual(forCall(A), [
+        ['cb1', A, 'Restricted Meeting', 'permanent'],
+        ['cb1', A, 'Restricted Meeting, External Participant(s) in Meeting', 'permanent'],
+        ['cb1', A, 'Restricted Meeting', 'permanent'],
+      ]);
+      assert.deepEqual(forCall(B), [
+        ['cb2', B, 'Restricted Meeting', 'permanent'],
+        ['cb2', B, 'Restricted Meeting, External Participant(s) in Meeting', 'permanent'],
+        ['cb2', B, 'Restricted Meeting', 'permanent'],
+      ]);
+      assert.deepEqual(all.slice(0, 2).map((p) => p[1]), [A, B]);
+      assert.ok(sim.log.every((r) => r.method === 'PUT' && (r.status === 200 || r.status === 404)));
+    });
+  });
+});
