@@ -19,6 +19,9 @@ interface CmsCdrInDef extends NodeDef {
   values?: ValueMode;
   allowFrom?: string;
   stateStore?: string;
+  /** `sent`: 200 once the records were sent on; `flow`: an http response node in the flow answers. */
+  ack?: 'sent' | 'flow';
+  ackTimeout?: number | string;
 }
 interface Credentials {
   token?: string;
@@ -29,6 +32,7 @@ interface Credentials {
 const DEFAULT_MAX_MB = 10;
 /** Writes of the dedup window are coalesced; a resend inside this window after a crash may be emitted twice. */
 const SAVE_DELAY_MS = 500;
+const DEFAULT_ACK_TIMEOUT_S = 30;
 
 export = function register(RED: NodeAPI): void {
   function CmsCdrIn(this: Node<Credentials>, def: CmsCdrInDef) {
@@ -37,7 +41,11 @@ export = function register(RED: NodeAPI): void {
     const path = normalisePath(def.path, '/cdr');
     const maxMb = Number(def.maxBodyMb);
     const limit = Math.round((Number.isFinite(maxMb) && maxMb > 0 ? maxMb : DEFAULT_MAX_MB) * 1024 * 1024);
-    const perPost = def.output === 'post';
+    const ackByFlow = def.ack === 'flow';
+    // the flow answers once per POST, so it gets the POST as one message
+    const perPost = def.output === 'post' || ackByFlow;
+    const ackTimeoutS = Number(def.ackTimeout);
+    const ackTimeoutMs = (Number.isFinite(ackTimeoutS) && ackTimeoutS > 0 ? ackTimeoutS : DEFAULT_ACK_TIMEOUT_S) * 1000;
     const mode: ValueMode = def.values === 'xmltodict' ? 'xmltodict' : 'typed';
     const creds = node.credentials ?? {};
     const status = new ThrottledStatus(node);
@@ -117,22 +125,44 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
-          if (fresh.length > 0 || warnings.length > 0) {
-            const outMsgs = perPost
-              ? fresh.length > 0 ? [postMessage(fresh, doc.session, doc.callBridge, meta)] : []
-              : fresh.map((r) => recordMessage(r, meta));
-            const warnMsgs = warnings.map((w) => warningMessage(w, meta));
-            node.send([outMsgs, warnMsgs] as any);
+          const delivered = () => {
             tracker.commit(fresh, remote);
             saver.changed();
             received += fresh.length;
-            for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));
+            const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
+            status.set(warnings.length > 0
+              ? { fill: 'yellow', shape: 'dot', text: `${url} · ${count(received)}${dup} · ${warnings[0].kind}` }
+              : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` });
+          };
+          const warnMsgs = warnings.map((w) => warningMessage(w, meta));
+          for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));
+          if (ackByFlow && fresh.length > 0) {
+            // The flow acknowledges (an http response node, after it stored the records): only a 2xx
+            // answer marks them delivered; anything else, or silence until the timeout, lets CMS resend.
+            const msg = postMessage(fresh, doc.session, doc.callBridge, meta) as NodeMessage & Record<string, unknown>;
+            msg.req = req;
+            msg.res = { _res: res };
+            const timer = setTimeout(() => {
+              if (!res.headersSent) {
+                fail(res, 503, RED._('cms-cdr-in.errors.ackTimeout', { seconds: ackTimeoutMs / 1000 }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+              }
+            }, ackTimeoutMs);
+            res.once('finish', () => {
+              clearTimeout(timer);
+              if (res.statusCode >= 200 && res.statusCode < 300) delivered();
+            });
+            res.once('close', () => clearTimeout(timer));
+            node.send([msg, warnMsgs] as any);
+            return;
           }
+          if (fresh.length > 0 || warnMsgs.length > 0) {
+            const outMsgs = perPost
+              ? fresh.length > 0 ? [postMessage(fresh, doc.session, doc.callBridge, meta)] : []
+              : fresh.map((r) => recordMessage(r, meta));
+            node.send([outMsgs, warnMsgs] as any);
+          }
+          delivered();
           res.status(200).end();
-          const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
-          status.set(warnings.length > 0
-            ? { fill: 'yellow', shape: 'dot', text: `${url} · ${count(received)}${dup} · ${warnings[0].kind}` }
-            : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` });
         })
         .catch((err: Error) => {
           if (err instanceof BodyTooLargeError) {

@@ -12,13 +12,12 @@ import cmsCdrIn from '../../src/nodes/cms-cdr-in';
 import cmsCallTracker from '../../src/nodes/cms-call-tracker';
 import cmsCallMessage from '../../src/nodes/cms-call-message';
 import cmsServer from '../../src/nodes/cms-server';
-import { helper, capture } from '../helpers/red';
+import { helper, capture, coreNode } from '../helpers/red';
 import { own, shared } from '../helpers/fixtures';
 import { CmsApiSimulator } from '../simulators/cms-api';
 
 const examples = path.resolve(__dirname, '..', '..', 'examples');
-const nrNodes = path.dirname(require.resolve('@node-red/nodes/package.json'));
-const core = (p: string) => require(path.join(nrNodes, 'core', p));
+const core = coreNode;
 
 function loadExample(name: string): any[] {
   const flow = JSON.parse(fs.readFileSync(path.join(examples, `${name}.json`), 'utf8')) as any[];
@@ -69,7 +68,7 @@ describe('CMS example flows', function () {
       dbNode.db = dbFile;
       const cdrIn = capture(cmsCdrIn as any);
       await helper.load([cdrIn.module, require('node-red-node-sqlite/sqlite.js'), core('common/20-inject.js'), core('common/90-comment.js'),
-        core('function/10-function.js'), core('network/21-httpin.js')], flow);
+        core('function/10-function.js'), core('function/15-change.js'), core('network/21-httpin.js')], flow);
       const http = supertest(cdrIn.red.RED.httpNode);
 
       const db = new sqlite3.Database(dbFile);
@@ -114,6 +113,31 @@ describe('CMS example flows', function () {
         assert.match(admin2.text, /page 2 of 2/);
         assert.match(admin2.text, /Scarif Weekly Data Backup Planning Meeting/);
         assert.equal((admin2.text.match(/<tr><td>/g) ?? []).length, 16);
+      } finally {
+        await new Promise((r) => db.close(r));
+      }
+    });
+
+    it('does not acknowledge records it could not store: CMS gets 503 and the resend is stored', async () => {
+      const sqlite3 = require('sqlite3');
+      const dbFile = path.join(userDir, 'records-fail.db');
+      const flow = loadExample('CMS CDRs to SQLite with API and admin page');
+      flow.find((n) => n.type === 'sqlitedb').db = dbFile;
+      flow.find((n) => n.type === 'cms-cdr-in').ackTimeout = 0.5; // the example waits 30 s
+      const cdrIn = capture(cmsCdrIn as any);
+      await helper.load([cdrIn.module, require('node-red-node-sqlite/sqlite.js'), core('common/20-inject.js'), core('common/90-comment.js'),
+        core('function/10-function.js'), core('function/15-change.js'), core('network/21-httpin.js')], flow);
+      const http = supertest(cdrIn.red.RED.httpNode);
+      const db = new sqlite3.Database(dbFile);
+      const query = (sql: string): Promise<any[]> => new Promise((resolve, reject) => db.all(sql, (err: Error | null, rows: any[]) => (err ? reject(err) : resolve(rows))));
+      try {
+        await until('the record table', async () => (await query("SELECT name FROM sqlite_master WHERE type='table' AND name='record'")).length === 1);
+        await query('ALTER TABLE record RENAME TO record_away'); // the insert fails now
+        await http.post('/cdr').set('content-type', 'text/xml').send(own('cms', 'cdr-receiver-db-call.xml')).expect(503);
+        await query('ALTER TABLE record_away RENAME TO record');
+        // CMS sends the batch again: it was never acknowledged, so it is stored now, not dropped as a duplicate
+        await http.post('/cdr').set('content-type', 'text/xml').send(own('cms', 'cdr-receiver-db-call.xml')).expect(200);
+        assert.equal((await query('SELECT COUNT(*) AS n FROM record'))[0].n, 6);
       } finally {
         await new Promise((r) => db.close(r));
       }

@@ -65,3 +65,10 @@ export function collect(node: any, n: number, ms = 5000): Promise<any[]> {
 export function settle(ms = 50): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** A core node module of the Node-RED under test, e.g. coreNode('network/21-httpin.js') for http in/response. */
+export function coreNode(rel: string): (RED: any) => void {
+  const runtime = process.env.NODE_RED_PATH ?? require.resolve('node-red');
+  const nodesPkg = require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(runtime)] });
+  return require(path.join(path.dirname(nodesPkg), 'core', rel));
+}
