@@ -93,7 +93,7 @@ export function mountEndpoint(
       if (closed) return;
       closed = true;
       for (const p of paths) if (owners.get(p) === ownerId) owners.delete(p);
-      const router = app._router ?? app.router;
+      const router = routerOf(app);
       if (!router) return;
       // filter, not forEach+splice: splicing while iterating skips the neighbour of a removed layer
       router.stack = router.stack.filter(
@@ -103,8 +103,21 @@ export function mountEndpoint(
   };
 }
 
+/**
+ * Express 4 creates `_router` lazily (on the first route) and throws from its deprecated `app.router`
+ * getter; Express 5 has `app.router`. Undefined when there is no router yet.
+ */
+function routerOf(app: ExpressLike): { stack: Layer[] } | undefined {
+  if (app._router) return app._router;
+  try {
+    return app.router;
+  } catch {
+    return undefined;
+  }
+}
+
 function routeExists(app: ExpressLike, p: string): boolean {
-  const router = app._router ?? app.router;
+  const router = routerOf(app);
   return !!router?.stack.some((layer) => layer.route?.path === p && layer.route.stack.length > 0 && (layer.route as any).methods?.post);
 }
 
