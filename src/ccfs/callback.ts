@@ -109,6 +109,11 @@ export class CallbackGuard {
     return { ok: true, verified: r };
   }
 
+  /** Forgets a signature, so the same request can be sent again (its delivery failed: a retry is not an attack). */
+  release(signature: string): void {
+    this.signatures.delete(signature);
+  }
+
   isDelivered(billFileName: string): boolean {
     return this.delivered.has(billFileName);
   }

@@ -34,6 +34,15 @@ describe('ccfs/callback', () => {
     assert.equal((guard.check(signedRequest(vector.body, '2018-07-02T02:43:04.120Z'), { secretKey: SK, now }) as any).ok, true, 'milliseconds accepted');
     assert.equal((guard.check(signedRequest(vector.body, '2018-07-02T02:43:05Z', { sk: 'other' }), { secretKey: SK, now }) as any).reason, 'signature');
     assert.equal((guard.check(signedRequest(vector.body, '2018-07-02T02:43:06Z'), { secretKey: SK, accessKey: 'ak2', now }) as any).reason, 'accessKey');
+    // a released signature (its delivery failed) may come again
+    guard.release((first as any).verified.signature);
+    assert.equal(guard.check(req, { secretKey: SK, now: now + 2000 }).ok, true);
+    // the replay cache survives a snapshot
+    const live = new CallbackGuard({ maxSkewMs: 15 * 60_000 });
+    const fresh = signedRequest(vector.body, new Date().toISOString());
+    assert.equal(live.check(fresh, { secretKey: SK }).ok, true);
+    const restored = new CallbackGuard({ maxSkewMs: 15 * 60_000 }, JSON.parse(JSON.stringify(live.snapshot())));
+    assert.equal((restored.check(fresh, { secretKey: SK }) as any).reason, 'replayed');
   });
 
   it('uses a host override when a proxy rewrote Host', () => {

@@ -256,7 +256,9 @@ export class CcfsSimulator {
           await new Promise((r) => setTimeout(r, this.opts.callbackDelayMs ?? 10));
           const cbBody = { request: { version: '2.0' }, msgBody: { responseId, billFileName, accountId: msgBody.accountId ?? '' } };
           for (let i = 0; i < (this.opts.callbackCopies ?? 1); i++) {
-            await this.sendCallback(msgBody.callBackURL, cbBody).catch(() => undefined);
+            // each attempt is signed anew, as a retry 10 minutes later would be
+            const ts = new Date(this.now() + i * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+            await this.sendCallback(msgBody.callBackURL, cbBody, { timestamp: ts }).catch(() => undefined);
           }
         })();
         this.pending.push(job);

@@ -1,0 +1,95 @@
+/** Shared set-up for the CC-FS node tests: a real Node-RED (test helper), its httpNode served on a real port so the simulator can call back, and a CC-FS simulator. */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { helper, capture } from '../helpers/red';
+import { CcfsSimulator, type SimOptions } from '../simulators/ccfs-server';
+import accountNode from '../../src/nodes/ccfs-account';
+import billRequestNode from '../../src/nodes/ccfs-bill-request';
+import callbackNode from '../../src/nodes/ccfs-callback-in';
+
+export const AK = 'globalaktest';
+export const SK = 'test-sk-0123456789abcdef';
+export const ZONE = 'America/Sao_Paulo';
+
+export const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+
+export interface Env {
+  sim: CcfsSimulator;
+  red: { RED: any };
+  /** http://127.0.0.1:<port> serving RED.httpNode */
+  base: string;
+  userDir: string;
+  modules: any[];
+  load(flow: any[], creds?: Record<string, unknown>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+let server: http.Server | null = null;
+
+export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string): Promise<Env> {
+  const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, timeZone: ZONE, ...simOpts }).start();
+  const dir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-nodes-'));
+  const cap = capture(callbackNode as any);
+  const modules = [accountNode, billRequestNode, cap.module, catchNode];
+  // one server forwarding to whichever httpNode the current runtime has
+  let port = 0;
+  if (!server) {
+    server = http.createServer((req, res) => {
+      const app = current?.red.RED?.httpNode;
+      if (!app) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      app(req, res);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  }
+  port = (server.address() as AddressInfo).port;
+  const env: Env = {
+    sim,
+    red: cap.red,
+    base: `http://127.0.0.1:${port}`,
+    userDir: dir,
+    modules,
+    async load(flow, creds = {}) {
+      helper.settings({ userDir: dir });
+      await helper.load(modules, flow, creds);
+    },
+    async stop() {
+      await helper.unload();
+      await sim.stop();
+    },
+  };
+  current = env;
+  return env;
+}
+
+let current: Env | null = null;
+
+export function closeServer(): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server) return resolve();
+    server.closeAllConnections?.();
+    server.close(() => resolve());
+    server = null;
+  });
+}
+
+export function account(sim: CcfsSimulator, extra: Record<string, unknown> = {}) {
+  return { id: 'acc', type: 'ccfs-account', name: 'sim', baseUrl: sim.url, timeZone: ZONE, signedHeaders: 'standard', timeout: 5, ...extra };
+}
+
+export const creds = { acc: { accessKey: AK, secretKey: SK } };
+
+/** Waits until `cond` is true (polls), failing after `ms`. */
+export async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
