@@ -33,7 +33,15 @@ export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string)
   const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, timeZone: ZONE, ...simOpts }).start();
   const dir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-nodes-'));
   const cap = capture(callbackNode as any);
-  const modules = [accountNode, billRequestNode, cap.module, catchNode];
+  // RED._ answers strictly from this package's catalogs (a missing key fails the test); core nodes
+  // loaded beside ours (inject, debug, ...) get their keys echoed, as the test helper does by default
+  const callbackModule = (RED: any) => {
+    const result = cap.module(RED);
+    const strict = RED._;
+    RED._ = (key: string, vars?: Record<string, unknown>) => (/^(ccfs|cms|comx|webex|cdr)-/.test(key) ? strict(key, vars) : key);
+    return result;
+  };
+  const modules = [accountNode, billRequestNode, callbackModule, catchNode];
   // one server forwarding to whichever httpNode the current runtime has
   let port = 0;
   if (!server) {
