@@ -45,6 +45,7 @@ describe('ccfs/auth (auth-v2)', () => {
       assert.equal((bad(req, { secretKey: 'wrong' }) as any).reason, 'signature');
       assert.equal((bad({ ...req, headers: { ...headers, host: 'other.example:1' } }) as any).reason, 'signature');
       assert.equal((bad({ ...req, uri: v.uri + 'x' }) as any).reason, 'signature');
+      assert.equal((bad({ ...req, query: { ...(v.query ?? {}), extra: '1' } }) as any).reason, 'signature', 'the query is signed');
       if (v.body) assert.equal((bad({ ...req, body: Buffer.from(v.body.replace('2.0', '2.1')) }) as any).reason, 'signature');
       assert.equal((bad(req, { now: now + 900_001 }) as any).reason, 'stale');
       assert.equal((bad(req, { now: now - 900_001 }) as any).reason, 'stale');

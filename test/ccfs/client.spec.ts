@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { CcfsClient, CcfsAuthError, CcfsResultError, CcfsValidationError, CcfsProtocolError, planBillQueries, expectedBillFileName } from '../../src/ccfs/client';
 import { CcfsSimulator, simSign, buildZip } from '../simulators/ccfs-server';
 import { shared } from '../helpers/fixtures';
@@ -184,6 +185,35 @@ describe('ccfs/client', () => {
       assert.ok(r.bytes > 0);
       assert.equal(sim.requests.length, 3);
       await c.close();
+    });
+  });
+
+  describe('TLS', () => {
+    let pem: { key: string; cert: string } | null = null;
+    before(function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-tls-'));
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+          '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
+        pem = { key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8') };
+      } catch {
+        this.skip(); // no openssl here
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('verifies the server certificate by default, and trusts a self-signed one only when its CA is given', async () => {
+      const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, autoCallback: false, tls: pem! }).start();
+      const q = { beginTime: '2026-04-14 00:00:00', endTime: '2026-04-14 23:59:59', dataType: 'call' as const, callBackURL: 'https://127.0.0.1:9/cb' };
+      const strict = new CcfsClient({ baseUrl: sim.url, accessKey: AK, secretKey: SK, retries: 0 });
+      await assert.rejects(strict.queryBillData(q), (e: any) => /certificate/i.test(`${e.message} ${e.cause?.message ?? ''} ${e.code ?? ''} ${e.cause?.code ?? ''}`));
+      assert.equal(sim.requests.length, 0, 'nothing was sent to an unverified server');
+      const withCa = new CcfsClient({ baseUrl: sim.url, accessKey: AK, secretKey: SK, retries: 0, ca: pem!.cert });
+      assert.match((await withCa.queryBillData(q)).responseId, /^[0-9a-f]{32}$/);
+      await strict.close();
+      await withCa.close();
+      await sim.stop();
     });
   });
 });

@@ -121,4 +121,42 @@ describe('ccfs-bill-request node', function () {
     const [e] = await caught2;
     assert.match(e.error.message, /0300018 \(the record belongs to another developer/);
   });
+
+  it('still names the request when the callback comes after a restart', async () => {
+    env = await start({ autoCallback: false });
+    await env.load(flow(env, {}, { download: false }), creds);
+    const out = collect(helper.getNode('out'), 1);
+    helper.getNode('req').receive({ payload: { beginTime: `${yesterday()} 00:00:00`, endTime: `${yesterday()} 06:00:00`, agentId: '1001' } });
+    const [m] = await out;
+    await helper.unload(); // the account flushes its remembered requests
+    await env.load(flow(env, {}, { download: false }), creds);
+    const file = collect(helper.getNode('file'), 1);
+    const r = await env.sim.sendCallback(`${env.base}/ccfs/cb`, { request: { version: '2.0' }, msgBody: { responseId: m.payload.responseId, billFileName: m.payload.billFileName, accountId: '' } });
+    assert.equal(r.status, 200);
+    const [f] = await file;
+    assert.equal(f.ccfs.requestNode, 'req');
+    assert.equal(f.ccfs.request.msgBody.agentId, '1001');
+    assert.equal(f.payload.accountId, null);
+  });
+
+  it('offers "today" and "last N hours" windows, and takes Date / ISO times from msg.payload', async () => {
+    env = await start({ autoCallback: false });
+    await env.load(flow(env, { period: 'hours', hours: 6 }), creds);
+    const out = collect(helper.getNode('out'), 2);
+    const req = helper.getNode('req');
+    req.receive({});
+    const from = new Date(Date.now() - 2 * 3_600_000);
+    req.receive({ payload: { beginTime: from, endTime: new Date(Date.now() - 3_600_000).toISOString() } });
+    const [hours, explicit] = await out;
+    const span = Date.parse(hours.payload.endUtc) - Date.parse(hours.payload.beginUtc);
+    assert.equal(span, 6 * 3_600_000);
+    assert.equal(explicit.payload.beginTime, formatLocal(from.getTime(), ZONE, 'sql'));
+    assert.equal(explicit.payload.beginUtc, new Date(Math.floor(from.getTime() / 1000) * 1000).toISOString());
+    await helper.unload();
+    await env.load(flow(env, { period: 'today' }), creds);
+    const out2 = collect(helper.getNode('out'), 1);
+    helper.getNode('req').receive({});
+    const [today] = await out2;
+    assert.equal(today.payload.beginTime, `${formatLocal(Date.now(), ZONE, 'sql').slice(0, 10)} 00:00:00`);
+  });
 });

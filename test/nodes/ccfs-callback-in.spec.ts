@@ -104,6 +104,16 @@ describe('ccfs-callback-in node', function () {
     assert.equal(received.length, 1);
   });
 
+  it('verifies a callback URL with a query string (the query is signed too)', async () => {
+    await loaded();
+    const r = await env.sim.sendCallback(`${url()}?tenant=a%20b&x=1`, body());
+    assert.equal(r.status, 200);
+    assert.equal(received.length, 1);
+    const otherQuery = await env.sim.sendCallback(`${url()}?tenant=other&x=1`, null, { replay: r.sent });
+    assert.equal(otherQuery.status, 401);
+    assert.equal(received.length, 1);
+  });
+
   it('removes its route on close and refuses a second node on the same path', async () => {
     await loaded();
     const red = env.red.RED;

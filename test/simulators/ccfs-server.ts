@@ -7,6 +7,7 @@
  * - signs its callbacks and POSTs them to callBackURL, and can send duplicates, stale and tampered ones.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import yazl from 'yazl';
@@ -30,6 +31,8 @@ export interface SimOptions {
   /** Host header of callbacks: 'bare' (no port, as in Huawei's example) or 'withPort'. */
   callbackHost?: 'bare' | 'withPort';
   now?: () => number;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
 }
 
 export interface SeenRequest {
@@ -175,10 +178,11 @@ export class CcfsSimulator {
   }
 
   start(): Promise<this> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
+    this.server = this.opts.tls ? https.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, handler) : http.createServer(handler);
     return new Promise((resolve) => this.server!.listen(0, '127.0.0.1', () => {
       this.port = (this.server!.address() as AddressInfo).port;
-      this.url = `http://127.0.0.1:${this.port}`;
+      this.url = `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
       resolve(this);
     }));
   }
