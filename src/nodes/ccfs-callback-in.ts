@@ -17,6 +17,7 @@ import { CcfsResultError, CcfsAuthError } from '../ccfs/client';
 import { plainAddress } from '../common/http-auth';
 import { DebouncedSaver } from '../common/persist';
 import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
+import { captureRawBodies, capturedBody } from './lib/raw-capture';
 import { openStateStore } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -137,8 +138,18 @@ export = function register(RED: NodeAPI): void {
       if (q >= 0) for (const [k, v] of new URLSearchParams(original.slice(q + 1))) (query[k] ??= []).push(v);
       const meta: Record<string, unknown> = { receiver: node.id, path: url, remoteAddress: remote };
       let signature: string | null = null;
-      readBody(req, limit)
+      // The exact bytes: read here, or by the capture in front of the editor's body parsers. If some
+      // other parser consumed the stream anyway, the parsed JSON is re-serialised (compact, like CC-FS
+      // sends it) and the message says so.
+      const captured = capturedBody(req);
+      let reserialised = false;
+      const raw: Promise<Buffer> = captured instanceof Error ? Promise.reject(captured)
+        : captured ? Promise.resolve(captured)
+          : req._body ? Promise.resolve(reserialise(req.body)).then((b) => { reserialised = true; return b; })
+            : readBody(req, limit);
+      raw
         .then(async (body) => {
+          if (reserialised) meta.bodyReserialised = true;
           await ready;
           if (mode !== 'off') {
             const check = guard.check({ method: req.method ?? 'POST', uri, query, headers: req.headers as Record<string, string>, body },
@@ -147,7 +158,8 @@ export = function register(RED: NodeAPI): void {
               const reason = RED._(`ccfs-callback-in.refusal.${check.reason}`);
               if (mode === 'verify') {
                 answer(res, 401, JSON.stringify({ resultCode: '401', resultDesc: 'unauthorized' }));
-                warnOnce(check.reason, RED._('ccfs-callback-in.errors.refused', { remote, reason, detail: check.detail }));
+                warnOnce(check.reason, RED._('ccfs-callback-in.errors.refused', { remote, reason, detail: check.detail })
+                  + (reserialised ? ` ${RED._('ccfs-callback-in.errors.reserialised')}` : ''));
                 status.set({ fill: 'yellow', shape: 'ring', text: `401: ${reason}`.slice(0, 40) }, true);
                 return;
               }
@@ -228,8 +240,10 @@ export = function register(RED: NodeAPI): void {
     };
 
     let endpoint: Endpoint | null = null;
+    let rawCapture: { close(): void } | null = null;
     try {
       endpoint = mountEndpoint(RED.httpNode as any, RED.settings as any, node.id, [route], { post, get });
+      rawCapture = captureRawBodies((RED as any).server, RED.settings as any, [route], limit);
       const problem = account.problem();
       if (problem) status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.badAccount') }, true);
       else status.set({ fill: 'green', shape: 'ring', text: url }, true);
@@ -241,6 +255,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (removed: boolean, done: () => void) => {
       endpoint?.close();
+      rawCapture?.close();
       controller.abort(new Error('node closed'));
       status.stop();
       Promise.allSettled([...inFlight.values()])
@@ -251,6 +266,13 @@ export = function register(RED: NodeAPI): void {
           done();
         });
     });
+  }
+
+  function reserialise(parsed: unknown): Buffer {
+    if (Buffer.isBuffer(parsed)) return parsed;
+    if (typeof parsed === 'string') return Buffer.from(parsed, 'utf8');
+    if (parsed && typeof parsed === 'object' && Object.keys(parsed).length > 0) return Buffer.from(JSON.stringify(parsed), 'utf8');
+    return Buffer.alloc(0);
   }
 
   RED.nodes.registerType('ccfs-callback-in', CcfsCallbackIn as any);

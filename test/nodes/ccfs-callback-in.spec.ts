@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import supertest from 'supertest';
 import { helper, collect, settle } from '../helpers/red';
-import { start, closeServer, account, creds, until, AK, type Env } from './ccfs-env';
+import { start, closeServer, account, creds, until, setRouting, AK, type Env } from './ccfs-env';
 import { buildZip, csv, cdrRow, recordRow } from '../simulators/ccfs-server';
 
 const SUCCESS = { resultCode: '0', resultDesc: 'success' };
@@ -34,11 +34,23 @@ describe('ccfs-callback-in node', function () {
     env = await start({ autoCallback: false });
     received.length = 0;
   });
-  afterEach(async () => env.stop());
+  afterEach(async () => {
+    setRouting('admin-first');
+    await env.stop();
+  });
 
+  /** What the callback node had sent when each answer left (send() is synchronous; delivery to the next node is not). */
+  let sends = 0;
   async function loaded(cb: Record<string, unknown> = {}) {
     await env.load(flow(env, cb), creds);
     helper.getNode('file').on('input', (m: any) => received.push(m));
+    const node = helper.getNode('cb') as any;
+    const send = node.send.bind(node);
+    sends = 0;
+    node.send = (m: any) => {
+      sends++;
+      return send(m);
+    };
   }
 
   it('verifies a genuine callback (Host without port, as CC-FS signs it), sends it on, then answers 200 success', async () => {
@@ -47,7 +59,8 @@ describe('ccfs-callback-in node', function () {
     assert.equal(r.status, 200);
     assert.deepEqual(JSON.parse(r.body), SUCCESS);
     assert.equal(r.sent.headers.host, '127.0.0.1');
-    assert.equal(received.length, 1, 'the message was sent before the answer');
+    assert.equal(sends, 1, 'the message was sent before the answer');
+    await until(() => received.length === 1);
     const m = received[0];
     assert.equal(m.topic, 'ccfs/callback');
     assert.deepEqual(m.payload, { responseId: '9239cb50a8384bb0ab503441bf089446', billFileName: '20260414_9239cb50a8384bb0ab503441bf089446.zip', accountId: 'tenant01', version: '2.0' });
@@ -59,7 +72,7 @@ describe('ccfs-callback-in node', function () {
     const ms = new Date().toISOString();
     const r2 = await env.sim.sendCallback(url(), body('20260414_b.zip', 'b'), { hostOnly: true, timestamp: ms });
     assert.equal(r2.status, 200);
-    assert.equal(received.length, 2);
+    await until(() => received.length === 2);
   });
 
   it('refuses bad, missing, stale and replayed signatures with 401 and sends nothing', async () => {
@@ -90,6 +103,8 @@ describe('ccfs-callback-in node', function () {
     const dup = await env.sim.sendCallback(url(), body(), { timestamp: new Date(Date.now() + 1000).toISOString() });
     assert.equal(dup.status, 200);
     assert.deepEqual(JSON.parse(dup.body), SUCCESS);
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
     // restart: same node id, same user directory
     await helper.unload();
@@ -101,6 +116,8 @@ describe('ccfs-callback-in node', function () {
     await settle();
     assert.equal(received.length, 0, 'remembered across the restart');
     assert.equal((await env.sim.sendCallback(url(), body('20260415_new.zip', 'new'))).status, 200);
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
   });
 
@@ -108,10 +125,41 @@ describe('ccfs-callback-in node', function () {
     await loaded();
     const r = await env.sim.sendCallback(`${url()}?tenant=a%20b&x=1`, body());
     assert.equal(r.status, 200);
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
     const otherQuery = await env.sim.sendCallback(`${url()}?tenant=other&x=1`, null, { replay: r.sent });
     assert.equal(otherQuery.status, 401);
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
+  });
+
+  it('checks the exact bytes even though the JSON parser of the editor app runs first (Node-RED default roots)', async () => {
+    await loaded();
+    // spaces, newlines and a \u escape: JSON.stringify(JSON.parse(text)) would not give these bytes back
+    const text = '{\n  "request": {"version": "2\\u002e0"},\n  "msgBody": {"responseId": "p", "billFileName": "20260414_p.zip", "accountId": "tenant01"}\n}';
+    const r = await env.sim.sendCallback(url(), text);
+    assert.equal(r.status, 200, r.body);
+    await until(() => received.length === 1);
+    assert.equal(received[0].payload.version, '2.0');
+    assert.equal(received[0].ccfs.bodyReserialised, undefined);
+    assert.equal(received[0].ccfs.verified, true);
+  });
+
+  it('works without the editor app in front, and falls back to re-serialised JSON behind a foreign parser', async () => {
+    setRouting('node-only');
+    await loaded();
+    assert.equal((await env.sim.sendCallback(url(), body('20260414_n.zip', 'n'))).status, 200);
+    setRouting('foreign-parser');
+    const compact = await env.sim.sendCallback(url(), body('20260414_q.zip', 'q'));
+    assert.equal(compact.status, 200, 'a compact body re-serialises to the same bytes');
+    await until(() => received.length === 2);
+    assert.equal(received[1].ccfs.bodyReserialised, true);
+    const pretty = await env.sim.sendCallback(url(), JSON.stringify(body('20260414_r.zip', 'r'), null, 2));
+    assert.equal(pretty.status, 401, 'the bytes are gone: refused rather than trusted');
+    await settle();
+    assert.equal(received.length, 2);
   });
 
   it('removes its route on close and refuses a second node on the same path', async () => {
@@ -153,6 +201,8 @@ describe('ccfs-callback-in node', function () {
     assert.equal(a.payload[0].call_begin, '2026-04-14T12:15:40Z');
     assert.equal(a.ccfs.complete, true);
     assert.equal(rows[2].payload.file_name, '/10/1/record/100/13533/0903379.wav');
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
     assert.equal(received[0].topic, 'ccfs/file');
     assert.equal(received[0].payload.summary.calls, 2);
@@ -174,6 +224,8 @@ describe('ccfs-callback-in node', function () {
     // the very same signed request again (a sender that retries without signing anew) is accepted after a failure
     const retry = await env.sim.sendCallback(url(), null, { replay: r.sent });
     assert.equal(retry.status, 200);
+    await until(() => received.length === 1);
+    await settle();
     assert.equal(received.length, 1);
   });
 

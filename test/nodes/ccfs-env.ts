@@ -28,6 +28,13 @@ export interface Env {
 }
 
 let server: http.Server | null = null;
+let routing: 'admin-first' | 'node-only' | 'foreign-parser' = 'admin-first';
+const jsonParser = require('body-parser').json();
+
+/** How the test server reaches httpNode: through the editor app first (Node-RED's default), directly, or behind a body parser we do not control. */
+export function setRouting(r: typeof routing): void {
+  routing = r;
+}
 
 export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string): Promise<Env> {
   const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, timeZone: ZONE, ...simOpts }).start();
@@ -42,25 +49,42 @@ export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string)
     return result;
   };
   const modules = [accountNode, billRequestNode, callbackModule, catchNode];
-  // one server forwarding to whichever httpNode the current runtime has
-  let port = 0;
-  if (!server) {
-    server = http.createServer((req, res) => {
-      const app = current?.red.RED?.httpNode;
-      if (!app) {
+  // Node-RED's own server (RED.server) serves httpNode behind an editor-like app with a JSON body parser,
+  // as node-red/red.js does with the default roots; a second server reaches httpNode directly or behind
+  // a body parser that runs before anything of ours.
+  const app = (helper as any)._app;
+  if (app && !app.__ccfs) {
+    app.__ccfs = true;
+    app.use((req: any, res: any) => {
+      const RED = current?.red.RED;
+      if (!RED?.httpNode) {
         res.statusCode = 503;
         res.end();
         return;
       }
-      app(req, res);
+      RED.httpAdmin(req, res, () => RED.httpNode(req, res));
+    });
+  }
+  if (!server) {
+    server = http.createServer((req, res) => {
+      const RED = current?.red.RED;
+      if (!RED?.httpNode) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      if (routing === 'foreign-parser') jsonParser(req, res, () => RED.httpNode(req, res));
+      else RED.httpNode(req, res);
     });
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
   }
-  port = (server.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   const env: Env = {
     sim,
     red: cap.red,
-    base: `http://127.0.0.1:${port}`,
+    get base() {
+      return routing === 'admin-first' ? helper.url() : `http://127.0.0.1:${port}`;
+    },
     userDir: dir,
     modules,
     async load(flow, creds = {}) {
