@@ -8,7 +8,7 @@
 import { Transform, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { parse } from 'csv-parse';
-import { parseLocal, zonedToUtc, isValidZone } from '../common/time';
+import { parseLocal, zonedToUtc, isValidZone, type LocalParts } from '../common/time';
 
 export const CDR_COLUMNS = [
   'developer', 'account_id', 'cc_id', 'agent_id', 'call_id', 'caller_no', 'callee_no',
@@ -163,6 +163,7 @@ export async function* readBillFile(zipPath: string, opts: BillFileOptions, summ
     if (summary.problems.length < maxProblems) summary.problems.push({ file, line, message });
   };
   const open = new Map<string, { rows: CdrRow[]; file: string }>();
+  const toUtc = new LocalToUtc(opts.timeZone);
   const finish = (callId: string | null, rows: CdrRow[], complete: boolean, file: string): BillItem => {
     rows.sort((a, b) => order(a.call_id_num) - order(b.call_id_num));
     summary.calls++;
@@ -201,7 +202,7 @@ export async function* readBillFile(zipPath: string, opts: BillFileOptions, summ
           }
           if (cells.length === 1 && cells[0].trim() === '') continue;
           if (kind === 'call') {
-            const row = typedRow(CDR_COLUMNS, CDR_TIMES, CDR_INTS, cells, opts.timeZone, (m) => problem(name, line, m)) as CdrRow;
+            const row = typedRow(CDR_COLUMNS, CDR_TIMES, CDR_INTS, cells, toUtc, (m) => problem(name, line, m)) as CdrRow;
             if (cells.length < 18) problem(name, line, `${cells.length} columns, a CDR row has at least 18 (29 since AICC 23.100)`);
             fileInfo.rows++;
             summary.callRows++;
@@ -226,7 +227,7 @@ export async function* readBillFile(zipPath: string, opts: BillFileOptions, summ
               yield finish(oldId, oldest.rows, false, oldest.file);
             }
           } else {
-            const row = typedRow(RECORD_COLUMNS, RECORD_TIMES, RECORD_INTS, cells, opts.timeZone, (m) => problem(name, line, m)) as RecordRow;
+            const row = typedRow(RECORD_COLUMNS, RECORD_TIMES, RECORD_INTS, cells, toUtc, (m) => problem(name, line, m)) as RecordRow;
             if (cells.length < 13) problem(name, line, `${cells.length} columns, a recording-index row has at least 13 (18 since AICC 22.100)`);
             fileInfo.rows++;
             summary.records++;
@@ -260,7 +261,7 @@ function order(n: number | null): number {
   return n ?? Number.MAX_SAFE_INTEGER - 1;
 }
 
-function typedRow(columns: readonly string[], times: Set<string>, ints: Set<string>, cells: string[], zone: string, problem: (m: string) => void): Record<string, unknown> {
+function typedRow(columns: readonly string[], times: Set<string>, ints: Set<string>, cells: string[], toUtc: LocalToUtc, problem: (m: string) => void): Record<string, unknown> {
   const row: Record<string, unknown> = {};
   columns.forEach((col, i) => {
     const cell = cells[i];
@@ -273,7 +274,7 @@ function typedRow(columns: readonly string[], times: Set<string>, ints: Set<stri
         problem(`${col} "${v}" is not a yyyy-MM-dd HH:mm:ss time`);
         row[col] = null;
       } else {
-        row[col] = zonedToUtc(parts, zone).date.toISOString().replace(/\.000Z$/, 'Z');
+        row[col] = toUtc.convert(parts);
       }
     } else if (ints.has(col)) {
       if (/^-?\d+$/.test(v)) row[col] = Number(v);
@@ -288,4 +289,32 @@ function typedRow(columns: readonly string[], times: Set<string>, ints: Set<stri
   if (cells.length > columns.length) row.extra = cells.slice(columns.length);
   row.raw = cells;
   return row;
+}
+
+const wall = (p: LocalParts) => Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+
+/**
+ * Local wall-clock time -> UTC ISO text, with the zone's offset remembered per local hour: a bill file
+ * has millions of time cells and Intl is slow. An hour in which the offset changes (or that DST makes
+ * ambiguous or skips) is not cached; those cells go through zonedToUtc one by one.
+ */
+export class LocalToUtc {
+  private readonly offsets = new Map<string, number | null>();
+  constructor(private readonly zone: string) {}
+
+  convert(p: LocalParts): string {
+    const key = `${p.year}-${p.month}-${p.day}T${p.hour}`;
+    let off = this.offsets.get(key);
+    if (off === undefined) {
+      const first = zonedToUtc({ ...p, minute: 0, second: 0 }, this.zone);
+      const last = zonedToUtc({ ...p, minute: 59, second: 59 }, this.zone);
+      const a = wall({ ...p, minute: 0, second: 0 }) - first.date.getTime();
+      const b = wall({ ...p, minute: 59, second: 59 }) - last.date.getTime();
+      off = first.ambiguous || first.nonexistent || last.ambiguous || last.nonexistent || a !== b ? null : a;
+      if (this.offsets.size > 50_000) this.offsets.clear();
+      this.offsets.set(key, off);
+    }
+    const ms = off === null ? zonedToUtc(p, this.zone).date.getTime() : wall(p) - off;
+    return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
+  }
 }

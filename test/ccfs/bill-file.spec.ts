@@ -2,8 +2,9 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readBillFile, emptySummary, CDR_COLUMNS, RECORD_COLUMNS, BillFileError, type BillItem, type BillFileOptions } from '../../src/ccfs/bill-file';
+import { readBillFile, emptySummary, LocalToUtc, CDR_COLUMNS, RECORD_COLUMNS, BillFileError, type BillItem, type BillFileOptions } from '../../src/ccfs/bill-file';
 import { buildZip, csv, cdrRow, recordRow } from '../simulators/ccfs-server';
+import { zonedToUtc } from '../../src/common/time';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-bill-'));
 let n = 0;
@@ -131,6 +132,45 @@ describe('ccfs/bill-file', () => {
     fs.writeFileSync(f, '{"resultCode":"0300011"}');
     await assert.rejects(read(f), BillFileError);
     await assert.rejects(read(f, { timeZone: 'Nowhere/Else' }), /IANA/);
+  });
+
+  it('streams a large file, several parts, keeping every call whole', async () => {
+    const calls = 6000;
+    const part = (from: number, to: number) => csv(Array.from({ length: to - from }, (_v, i) => [
+      cdrRow({ call_id: `${1776135340 + from + i}-1`, call_id_num: '1' }),
+      cdrRow({ call_id: `${1776135340 + from + i}-1`, call_id_num: '-1' }),
+    ]).flat());
+    const file = await zipFile([['big_call_1.csv', part(0, 3000)], ['big_call_2.csv', part(3000, calls)], ['big_record_1.csv', csv(Array.from({ length: 500 }, () => recordRow()))]]);
+    const summary = emptySummary();
+    let rows = 0;
+    let whole = 0;
+    for await (const it of readBillFile(file, { timeZone: 'UTC' }, summary)) {
+      if (it.kind === 'call') {
+        rows += it.call.rows.length;
+        if (it.call.complete && it.call.rows.map((r) => r.call_id_num).join() === '1,-1') whole++;
+      }
+    }
+    assert.equal(whole, calls);
+    assert.equal(rows, 2 * calls);
+    assert.equal(summary.records, 500);
+    assert.equal(summary.problemCount, 0);
+  });
+
+  it('converts local times exactly like zonedToUtc, DST changes included', () => {
+    for (const zone of ['America/Sao_Paulo', 'Europe/Berlin', 'Australia/Lord_Howe', 'America/New_York', 'Asia/Shanghai', 'UTC']) {
+      const conv = new LocalToUtc(zone);
+      // every 7 minutes (and a few seconds) around each 2018 DST change of these zones, and a coarse sweep of the year
+      const days = ['2018-02-17', '2018-03-11', '2018-03-25', '2018-04-01', '2018-10-07', '2018-10-28', '2018-11-04', '2018-11-03'];
+      const times: number[] = [];
+      for (const day of days) for (let t = Date.parse(`${day}T00:00:00Z`) - 86_400_000; t < Date.parse(`${day}T00:00:00Z`) + 86_400_000; t += 7 * 60_000 + 13_000) times.push(t);
+      for (let t = Date.UTC(2018, 0, 1); t < Date.UTC(2019, 0, 1); t += 86_400_000 + 3_600_000 + 61_000) times.push(t);
+      for (const t of times) {
+        const d = new Date(t);
+        const p = { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() };
+        const want = zonedToUtc(p, zone).date.toISOString().replace(/\.000Z$/, 'Z');
+        if (conv.convert(p) !== want) assert.fail(`${zone} ${JSON.stringify(p)}: ${conv.convert(p)} != ${want}`);
+      }
+    }
   });
 
   it('handles an empty zip', async () => {
