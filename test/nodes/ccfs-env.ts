@@ -94,6 +94,7 @@ export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string)
     async stop() {
       await helper.unload();
       await sim.stop();
+      if (!userDir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   current = env;
