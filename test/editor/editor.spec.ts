@@ -171,6 +171,14 @@ async function openNode(ed: Editor, id: string): Promise<void> {
     const moduleEntry = JSON.stringify(listing);
     assert.ok(moduleEntry.includes(pkg.name), `examples listed for ${pkg.name}: ${moduleEntry.slice(0, 300)}`);
     const files = fs.readdirSync(path.join(__dirname, '..', '..', 'examples')).filter((f) => f.endsWith('.json'));
+    // start from an empty workspace: the examples use the default endpoint paths of the nodes above
+    const cleared = await ed.page.evaluate(async () => {
+      const res = await fetch('flows', { method: 'POST', headers: { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full', 'Node-RED-API-Version': 'v1' }, body: JSON.stringify([{ id: 'tab2', type: 'tab', label: 'examples' }]) });
+      return res.status;
+    });
+    assert.equal(cleared, 204);
+    await ed.page.reload();
+    await ed.page.waitForFunction(() => (window as any).RED?.nodes?.workspace?.('tab2'), undefined, { timeout: 60_000 });
     for (const file of files) {
       const name = file.replace(/\.json$/, '');
       const flow = await ed.page.evaluate(async ([mod, n]) => (await fetch(`library/examples/flows/${mod}/${encodeURIComponent(n)}`)).json(), [pkg.name, name]);

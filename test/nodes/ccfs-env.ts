@@ -1,0 +1,128 @@
+/** Shared set-up for the CC-FS node tests: a real Node-RED (test helper), its httpNode served on a real port so the simulator can call back, and a CC-FS simulator. */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { helper, capture } from '../helpers/red';
+import { CcfsSimulator, type SimOptions } from '../simulators/ccfs-server';
+import accountNode from '../../src/nodes/ccfs-account';
+import billRequestNode from '../../src/nodes/ccfs-bill-request';
+import callbackNode from '../../src/nodes/ccfs-callback-in';
+
+export const AK = 'globalaktest';
+export const SK = 'test-sk-0123456789abcdef';
+export const ZONE = 'America/Sao_Paulo';
+
+export const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+
+export interface Env {
+  sim: CcfsSimulator;
+  red: { RED: any };
+  /** http://127.0.0.1:<port> serving RED.httpNode */
+  base: string;
+  userDir: string;
+  modules: any[];
+  load(flow: any[], creds?: Record<string, unknown>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+let server: http.Server | null = null;
+let routing: 'admin-first' | 'node-only' | 'foreign-parser' = 'admin-first';
+const jsonParser = require('body-parser').json();
+
+/** How the test server reaches httpNode: through the editor app first (Node-RED's default), directly, or behind a body parser we do not control. */
+export function setRouting(r: typeof routing): void {
+  routing = r;
+}
+
+export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string): Promise<Env> {
+  const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, timeZone: ZONE, ...simOpts }).start();
+  const dir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-nodes-'));
+  const cap = capture(callbackNode as any);
+  // RED._ answers strictly from this package's catalogs (a missing key fails the test); core nodes
+  // loaded beside ours (inject, debug, ...) get their keys echoed, as the test helper does by default
+  const callbackModule = (RED: any) => {
+    const result = cap.module(RED);
+    const strict = RED._;
+    RED._ = (key: string, vars?: Record<string, unknown>) => (/^(ccfs|cms|comx|webex|cdr)-/.test(key) ? strict(key, vars) : key);
+    return result;
+  };
+  const modules = [accountNode, billRequestNode, callbackModule, catchNode];
+  // Node-RED's own server (RED.server) serves httpNode behind an editor-like app with a JSON body parser,
+  // as node-red/red.js does with the default roots; a second server reaches httpNode directly or behind
+  // a body parser that runs before anything of ours.
+  const app = (helper as any)._app;
+  if (app && !app.__ccfs) {
+    app.__ccfs = true;
+    app.use((req: any, res: any) => {
+      const RED = current?.red.RED;
+      if (!RED?.httpNode) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      RED.httpAdmin(req, res, () => RED.httpNode(req, res));
+    });
+  }
+  if (!server) {
+    server = http.createServer((req, res) => {
+      const RED = current?.red.RED;
+      if (!RED?.httpNode) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      if (routing === 'foreign-parser') jsonParser(req, res, () => RED.httpNode(req, res));
+      else RED.httpNode(req, res);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  }
+  const port = (server.address() as AddressInfo).port;
+  const env: Env = {
+    sim,
+    red: cap.red,
+    get base() {
+      return routing === 'admin-first' ? helper.url() : `http://127.0.0.1:${port}`;
+    },
+    userDir: dir,
+    modules,
+    async load(flow, creds = {}) {
+      helper.settings({ userDir: dir });
+      await helper.load(modules, flow, creds);
+    },
+    async stop() {
+      await helper.unload();
+      await sim.stop();
+      if (!userDir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  current = env;
+  return env;
+}
+
+let current: Env | null = null;
+
+export function closeServer(): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server) return resolve();
+    server.closeAllConnections?.();
+    server.close(() => resolve());
+    server = null;
+  });
+}
+
+export function account(sim: CcfsSimulator, extra: Record<string, unknown> = {}) {
+  return { id: 'acc', type: 'ccfs-account', name: 'sim', baseUrl: sim.url, timeZone: ZONE, signedHeaders: 'standard', timeout: 5, ...extra };
+}
+
+export const creds = { acc: { accessKey: AK, secretKey: SK } };
+
+/** Waits until `cond` is true (polls), failing after `ms`. */
+export async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
