@@ -8,7 +8,7 @@ import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from 
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
 import { DebouncedSaver } from '../common/persist';
-import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
+import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, BodyConsumedError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
 import { openStateStore } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -165,7 +165,10 @@ export = function register(RED: NodeAPI): void {
           res.status(200).end();
         })
         .catch((err: Error) => {
-          if (err instanceof BodyTooLargeError) {
+          if (err instanceof BodyConsumedError) {
+            // CMS posts XML; a JSON or form body parsed before this route is not a CDR document
+            fail(res, 415, RED._('cms-cdr-in.errors.consumed', { type: err.contentType }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+          } else if (err instanceof BodyTooLargeError) {
             res.setHeader('Connection', 'close');
             fail(res, 413, RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else {

@@ -291,3 +291,31 @@ describe('cms-cdr-in node under random input', () => {
     assert.ok((codes.get(400) ?? 0) > 0, JSON.stringify([...codes]));
   });
 });
+
+describe('cms-cdr-in behind a parser that already read the body', () => {
+  const { module: node, red } = capture(cmsCdrIn as any);
+  let userDir: string;
+  before(async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
+    // what the editor's JSON parser does to JSON posts when httpAdminRoot and httpNodeRoot are both "/"
+    const express = require('express');
+    helper.settings({ userDir, httpNodeMiddleware: express.json() });
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.unload();
+    await helper.stopServer();
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it('answers 415 at once instead of waiting for a body that will never come, and still takes XML', async () => {
+    await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/cdr', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
+    const res = await supertest(red.RED.httpNode).post('/cdr').set('content-type', 'application/json').send('{"records":[]}').timeout(5000);
+    assert.equal(res.status, 415);
+    assert.match(res.text, /application\/json body is not a CDR document/);
+    const got = collect(helper.getNode('out'), 1);
+    assert.equal((await supertest(red.RED.httpNode).post('/cdr').set('content-type', 'text/xml').send(mividasPosts()[0])).status, 200);
+    await got;
+  });
+});

@@ -124,8 +124,19 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** Another middleware already read the body (the editor's JSON or form parser when it shares the root). */
+export class BodyConsumedError extends Error {
+  constructor(readonly contentType: string) {
+    super(`the ${contentType || 'request'} body was already read by another parser`);
+  }
+}
+
 /** Reads the raw body whatever its content type, refusing more than `limit` bytes. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  // a consumed stream never emits 'end' again: answer at once instead of waiting forever
+  if ((req as unknown as { _body?: boolean })._body === true || req.readableEnded) {
+    return Promise.reject(new BodyConsumedError(String(req.headers['content-type'] ?? '')));
+  }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
   return new Promise((resolve, reject) => {
