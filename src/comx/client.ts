@@ -280,3 +280,13 @@ export function extensionFor(contentType: string | null): string {
   if (t.includes('ogg')) return 'ogg';
   return 'bin';
 }
+
+/** What comx-cdr-fetch reads from its config node. */
+export interface ComxPbxConfig {
+  client: ComxClient | null;
+  zone: string;
+  baseUrl: string;
+  host: string;
+  /** Why the configuration cannot be used (shown by the fetch node), or null. */
+  problem: string | null;
+}
