@@ -315,6 +315,23 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
   }
 }
 
+/**
+ * Streams a body to a temporary file (so a slow consumer never holds the PBX connection open until it
+ * times out); `cleanup()` removes it.
+ */
+export async function spoolToTemp(body: Readable | NodeJS.ReadableStream, onBytes?: (n: number) => void): Promise<{ path: string; size: number; cleanup: () => Promise<void> }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'comx-'));
+  const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
+  try {
+    const file = path.join(dir, 'index.txt');
+    const size = await download(body, file, onBytes ?? (() => undefined));
+    return { path: file, size, cleanup };
+  } catch (err) {
+    await cleanup().catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Saves a raw recording body (no `format`) atomically: temp name, then rename. */
 export async function saveRecording(body: Readable | NodeJS.ReadableStream, dir: string, name: string, onBytes?: (n: number) => void): Promise<{ path: string; size: number }> {
   const target = inside(path.resolve(dir), safeFileName(name));

@@ -5,15 +5,15 @@
  * malformed index lines and warnings. Errors go to done(err), so Catch nodes see them; an
  * incremental cursor moves only after its whole window was sent.
  */
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { HttpStatusError, isTransientNetworkError, bodyText } from '../common/http';
 import { DebouncedSaver } from '../common/persist';
 import { isoUtc } from '../common/time';
 import { ComxAuthError, ComxRequestError, dispositionFileName, extensionFor, toExactStamp, toRangeStamp, type ComxClient, type ComxFormat, type ComxRequest, type ComxResponse, type ComxPbxConfig } from '../comx/client';
-import { parseIndexStream, parseUsers, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
-import { readZipArchive, saveRecording, readLimited, safeFileName, ArchiveError, type RecordingRef, type ArchiveProgress } from '../comx/archive';
+import { parseIndexStream, parseUsers, parseComxTime, idEpochMs, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
+import { readZipArchive, saveRecording, readLimited, safeFileName, spoolToTemp, ArchiveError, type RecordingRef, type ArchiveProgress } from '../comx/archive';
 import { ComxSync, DEFAULT_SYNC, type SyncState, type SyncWindow } from '../comx/sync';
 import { openStateStore } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
@@ -246,6 +246,29 @@ export = function register(RED: NodeAPI): void {
       let total = 0;
       let duplicates = 0;
 
+      // peers.md §1.2: an Asterisk unique id starts with the epoch of the call's channel, seconds before
+      // the printed local start, so the ids tell whether the configured zone matches the PBX clock
+      const zoneStats = { checked: 0, off: 0, offsets: new Map<number, number>() };
+      const zoneCheck = (cdr: ComxCdr) => {
+        const epoch = idEpochMs(cdr.uniqueId);
+        const parts = parseComxTime(cdr.startLocal);
+        if (epoch === null || !parts) return;
+        zoneStats.checked++;
+        if (Math.abs(Date.parse(cdr.start) - epoch) <= 15 * 60_000) return;
+        zoneStats.off++;
+        const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+        const offset = Math.round((wall - epoch) / 900_000) * 15;
+        zoneStats.offsets.set(offset, (zoneStats.offsets.get(offset) ?? 0) + 1);
+      };
+      const reportZone = (z: string) => {
+        if (zoneStats.checked < 3 || zoneStats.off * 2 <= zoneStats.checked) return;
+        const [minutes] = [...zoneStats.offsets.entries()].sort((a, b) => b[1] - a[1])[0];
+        const sign = minutes < 0 ? '-' : '+';
+        const abs = Math.abs(minutes);
+        const utc = `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+        node.warn(RED._('comx-cdr-fetch.warnings.zone', { zone: z, offset: utc, count: zoneStats.off, total: zoneStats.checked }));
+      };
+
       const handle = async (item: IndexItem, ref?: RecordingRef) => {
         if (item.kind === 'malformed') {
           if (incremental && !sync.isNewMalformed(item.malformed.text)) return;
@@ -256,6 +279,7 @@ export = function register(RED: NodeAPI): void {
         }
         total++;
         const cdr = item.cdr;
+        zoneCheck(cdr);
         if (incremental && !sync.isNew(cdr)) {
           duplicates++;
           return;
@@ -276,12 +300,20 @@ export = function register(RED: NodeAPI): void {
       };
 
       if (format === 'txt') {
-        let bytes = 0;
-        res.body.on('data', (c: Buffer) => {
-          bytes += c.length;
-          status.set({ fill: 'blue', shape: 'dot', text: RED._('comx-cdr-fetch.status.downloading', { size: mb(bytes) }) });
-        });
-        for await (const item of parseIndexStream(res.body, { zone, extended })) await handle(item);
+        const onBytes = (n: number) => status.set({ fill: 'blue', shape: 'dot', text: RED._('comx-cdr-fetch.status.downloading', { size: mb(n) }) });
+        if (useTick && perCdr) {
+          // the flow sets the pace: keep the index on disk rather than the PBX connection open
+          const spooled = await spoolToTemp(res.body, onBytes);
+          try {
+            for await (const item of parseIndexStream(createReadStream(spooled.path), { zone, extended })) await handle(item);
+          } finally {
+            await spooled.cleanup();
+          }
+        } else {
+          let bytes = 0;
+          res.body.on('data', (c: Buffer) => onBytes((bytes += c.length)));
+          for await (const item of parseIndexStream(res.body, { zone, extended })) await handle(item);
+        }
       } else {
         const archive = await readZipArchive(res.body, {
           zone,
@@ -300,6 +332,7 @@ export = function register(RED: NodeAPI): void {
         }
       }
 
+      reportZone(zone);
       if (!perCdr) {
         await emitter.first({ ...base(), topic: 'comx/cdrs', payload: cdrs, recordings: recs, comx: { ...meta, count: cdrs.length, duplicates, malformed: malformedAll.length } });
       }

@@ -273,6 +273,17 @@ describe('comx-cdr-fetch node', function () {
     assert.equal(sim.requests.length, 1, 'ticks never start a fetch');
   });
 
+  it('warns when the unique ids show the PBX clock runs in another zone than configured', async () => {
+    await load(flow(sim, { mode: 'range', format: 'txt' }, { timezone: 'Europe/London' }));
+    const warned: string[] = [];
+    (helper.getNode('f') as any).on('call:warn', (call: any) => warned.push(String(call.args[0])));
+    const got = collect(helper.getNode('out'), 12);
+    helper.getNode('f').receive({});
+    await got;
+    await settle(50);
+    assert.ok(warned.some((w) => /UTC\+02:00, not Europe\/London/.test(w)), warned.join('\n'));
+  });
+
   it('a bad configuration or request is a catchable error, not a crash', async () => {
     await load(flow(sim, { mode: 'range', format: 'raw' }, { timezone: 'Mars/Olympus' }));
     const got = collect(helper.getNode('caught'), 2);
