@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sinon from 'sinon';
+import { execFileSync } from 'node:child_process';
 import { helper, capture, collect, settle, translate } from '../helpers/red';
 import pbxNode from '../../src/nodes/comx-pbx';
 import fetchNode from '../../src/nodes/comx-cdr-fetch';
@@ -282,6 +283,57 @@ describe('comx-cdr-fetch node', function () {
     await got;
     await settle(50);
     assert.ok(warned.some((w) => /UTC\+02:00, not Europe\/London/.test(w)), warned.join('\n'));
+  });
+
+  it('https: verifies the certificate against the extra CA, refuses an unknown one, and can be told not to verify', async function () {
+    let tls: { key: string; cert: string };
+    try {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comx-tls-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'k.pem'),
+        '-out', path.join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+      tls = { key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8') };
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      this.skip();
+      return;
+    }
+    const secure = new ComxSimulator(SA, 'cdr', 's3cret', () => Date.now());
+    await secure.start(tls);
+    secure.calls = sim.calls;
+    try {
+      for (const [pbxProps, ok] of [[{ ca: tls.cert }, true], [{}, false], [{ verifyTls: false }, true]] as const) {
+        await load(flow(secure, { mode: 'users' }, pbxProps));
+        const got = collect(helper.getNode(ok ? 'out' : 'caught'), ok ? 2 : 1);
+        helper.getNode('f').receive({});
+        const msgs = await got;
+        if (!ok) assert.match(String(msgs[0].error.message), /certificate/i);
+        await helper.unload();
+      }
+    } finally {
+      await secure.close();
+    }
+  });
+
+  it('DST fall-back at the node: a range over the repeated hour gives every call its true UTC start', async () => {
+    const berlin = new ComxSimulator('Europe/Berlin', 'cdr', 's3cret', () => Date.now());
+    await berlin.start();
+    try {
+      clock.setSystemTime(Date.UTC(2026, 9, 26));
+      berlin.calls = generateCalls(Date.UTC(2026, 9, 24, 23, 30), 20, 10 * MIN, { recordings: false });
+      await load(flow(berlin, { mode: 'range', format: 'txt', output: 'request', rangeStart: '202610250100', rangeEnd: '202610250400' }));
+      const got = collect(helper.getNode('out'), 1);
+      helper.getNode('f').receive({});
+      const [m] = await got;
+      // local 01:00..03:59 spans 23:00Z..02:59Z (02:xx happens twice)
+      assert.deepEqual(m.payload.map((c: any) => c.uniqueId), berlin.calls.filter((c) => c.startMs < Date.UTC(2026, 9, 25, 3)).map((c) => c.uniqueId));
+      for (const cdr of m.payload) {
+        const call = berlin.calls.find((c) => c.uniqueId === cdr.uniqueId)!;
+        assert.equal(cdr.start, new Date(call.startMs).toISOString().replace('.000Z', 'Z'), cdr.startLocal);
+      }
+      assert.equal(m.payload.filter((c: any) => c.startAmbiguous).length, 12, 'two hours of calls at 02:xx local');
+    } finally {
+      await berlin.close();
+    }
   });
 
   it('a bad configuration or request is a catchable error, not a crash', async () => {

@@ -9,6 +9,7 @@
  * or corrupt zip, extra (hostile) zip entries.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ZipFile } from 'yazl';
 import { formatLocal } from '../../src/common/time';
@@ -237,18 +238,20 @@ export class ComxSimulator {
     res.writeHead(400, { 'content-type': 'text/plain' }).end('unknown format\n');
   }
 
-  async start(): Promise<string> {
-    this.server = http.createServer((req, res) => {
+  /** Listens on 127.0.0.1, port 0; with `tls` (PEM key and certificate) over https. */
+  async start(tls?: { key: string; cert: string }): Promise<string> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((err) => {
         res.writeHead(500).end(String(err));
       });
-    });
-    this.server.on('connection', (s) => {
+    };
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+    this.server.on(tls ? 'secureConnection' : 'connection', (s: import('node:net').Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
   }
 
