@@ -44,8 +44,8 @@ export interface RecordingRef {
   /** Where it is on disk: in the save folder, or (attach only) in a temporary folder removed by cleanup(). */
   path?: string;
   saved: boolean;
-  /** Why there is no file: not in the zip, unsafe name, not wanted. */
-  missing?: 'notInZip' | 'unsafeName' | 'tooLarge';
+  /** Why there is no file: not in the zip, unsafe name, over the attach limit, or neither saved nor attached. */
+  missing?: 'notInZip' | 'unsafeName' | 'tooLarge' | 'notKept';
 }
 
 export interface ArchiveOptions {
@@ -250,7 +250,7 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
       }
       ref.size = e.uncompressedSize;
       if (!saveDir && e.uncompressedSize > attachMax) {
-        ref.missing = 'tooLarge';
+        ref.missing = attachMax > 0 ? 'tooLarge' : 'notKept';
         continue;
       }
       if (used.has(safe)) {

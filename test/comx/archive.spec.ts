@@ -83,9 +83,13 @@ describe('comx/archive', () => {
   });
 
   it('does not extract over the attach limit when nothing is saved', async () => {
-    const res = await client.open(day);
-    const out = await readZipArchive(res.body, { zone: SA, saveDir: null, attachMaxBytes: 10 });
+    let res = await client.open(day);
+    let out = await readZipArchive(res.body, { zone: SA, saveDir: null, attachMaxBytes: 10 });
     assert.ok([...out.recordings.values()].every((r) => r.missing === 'tooLarge' && !r.path));
+    await out.cleanup();
+    res = await client.open(day);
+    out = await readZipArchive(res.body, { zone: SA, saveDir: null, attachMaxBytes: 0 });
+    assert.ok([...out.recordings.values()].every((r) => r.missing === 'notKept' && !r.path));
     await out.cleanup();
   });
 

@@ -159,7 +159,7 @@ describe('comx-cdr-fetch node', function () {
     const [z] = await got;
     assert.equal(sim.requests[1], '/commagui/cdr?format=ziprec&start=20260105101000');
     assert.equal(z.payload.uniqueId, call.uniqueId);
-    assert.equal(z.recording.missing, 'tooLarge', 'no folder, no attach limit');
+    assert.equal(z.recording.missing, 'notKept', 'no folder, no attach limit');
 
     got = collect(out, 1);
     helper.getNode('f').receive({ mode: 'id', format: 'raw', id: call.uniqueId });
