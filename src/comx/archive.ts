@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import * as yauzl from 'yauzl';
-import { parseIndexStream, type ComxCdr, type IndexItem } from './index-file';
+import { parseIndexBatches, type ComxCdr, type IndexItem } from './index-file';
 
 export class ArchiveError extends Error {
   constructor(message: string, cause?: unknown) {
@@ -225,7 +225,7 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
 
     const items: IndexItem[] = [];
     try {
-      for await (const item of parseIndexStream(await openEntry(zip, index), { zone: opts.zone, extended: opts.extended })) items.push(item);
+      for await (const batch of parseIndexBatches(await openEntry(zip, index), { zone: opts.zone, extended: opts.extended })) for (const item of batch) items.push(item);
     } catch (err) {
       throw new ArchiveError(`index.txt could not be read: ${(err as Error).message}`, err);
     }

@@ -12,7 +12,7 @@ import { HttpStatusError, isTransientNetworkError, bodyText } from '../common/ht
 import { DebouncedSaver } from '../common/persist';
 import { isoUtc } from '../common/time';
 import { ComxAuthError, ComxRequestError, dispositionFileName, extensionFor, toExactStamp, toRangeStamp, type ComxClient, type ComxFormat, type ComxRequest, type ComxResponse, type ComxPbxConfig } from '../comx/client';
-import { parseIndexStream, parseUsers, parseComxTime, idEpochMs, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
+import { parseIndexBatches, parseUsers, parseComxTime, idEpochMs, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
 import { readZipArchive, saveRecording, readLimited, safeFileName, spoolToTemp, ArchiveError, type RecordingRef, type ArchiveProgress } from '../comx/archive';
 import { ComxSync, DEFAULT_SYNC, type SyncState, type SyncWindow } from '../comx/sync';
 import { openStateStore } from './lib/state';
@@ -305,14 +305,14 @@ export = function register(RED: NodeAPI): void {
           // the flow sets the pace: keep the index on disk rather than the PBX connection open
           const spooled = await spoolToTemp(res.body, onBytes);
           try {
-            for await (const item of parseIndexStream(createReadStream(spooled.path), { zone, extended })) await handle(item);
+            for await (const batch of parseIndexBatches(createReadStream(spooled.path), { zone, extended })) for (const item of batch) await handle(item);
           } finally {
             await spooled.cleanup();
           }
         } else {
           let bytes = 0;
           res.body.on('data', (c: Buffer) => onBytes((bytes += c.length)));
-          for await (const item of parseIndexStream(res.body, { zone, extended })) await handle(item);
+          for await (const batch of parseIndexBatches(res.body, { zone, extended })) for (const item of batch) await handle(item);
         }
       } else {
         const archive = await readZipArchive(res.body, {

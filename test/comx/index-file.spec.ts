@@ -73,6 +73,15 @@ describe('comx/index-file', () => {
     assert.match(malformed[5].reason, /quot/);
   });
 
+  it('cuts an overlong line (bounded memory) and reports it, keeping the line numbers of what follows', async () => {
+    const ok = (i: number) => `1.${i},2026/01/05/10:00:00,CALLTYPE_INBOUND,200,,0821,CALL_ANSWERED,12,10,0,`;
+    const text = [ok(1), 'x'.repeat(5000), ok(3), '\u0000\u0001'.repeat(3000), ok(5)].join('\n');
+    const { cdrs, malformed } = await parseIndexText(text, { zone: SA, maxLineBytes: 300 });
+    assert.deepEqual(cdrs.map((c) => [c.uniqueId, c.line]), [['1.1', 1], ['1.3', 3], ['1.5', 5]]);
+    assert.deepEqual(malformed.map((m) => m.line), [2, 4]);
+    assert.match(malformed[0].reason, /longer than 300 bytes/);
+  });
+
   it('reads extended columns (13, 15) and a friendly name holding unquoted commas', async () => {
     const base = '1.1,2026/01/05/10:00:00,CALLTYPE_OUTBOUND,200,0215551111,,CALL_ANSWERED,60,53,0,';
     const text = [
