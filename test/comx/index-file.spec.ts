@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Readable } from 'node:stream';
 import { shared } from '../helpers/fixtures';
+import { zonedToUtc } from '../../src/common/time';
 import { parseIndexText, parseIndexStream, parseUsers, cdrKey, idEpochMs, type IndexItem } from '../../src/comx/index-file';
 
 const SA = 'Africa/Johannesburg';
@@ -128,6 +129,24 @@ describe('comx/index-file', () => {
     assert.equal(cdrs[3].start, '2026-03-29T01:30:00Z');
     assert.equal(cdrs[4].start, '2026-07-01T10:00:00Z', 'CEST in summer');
     assert.equal(cdrs[4].startAmbiguous, false);
+  });
+
+  it('the conversion cache agrees with a direct conversion on DST days, half-hour shifts and odd offsets', async () => {
+    const cases: [string, number][] = [['Europe/Berlin', Date.UTC(2026, 9, 24, 20)], ['Australia/Lord_Howe', Date.UTC(2026, 3, 4, 10)], ['Australia/Lord_Howe', Date.UTC(2026, 9, 3, 10)], ['Asia/Kathmandu', Date.UTC(2026, 0, 1)], ['America/St_Johns', Date.UTC(2026, 2, 8, 0)]];
+    for (const [zone, from] of cases) {
+      const lines: string[] = [];
+      const expected: string[] = [];
+      for (let t = 0; t < 8 * 3600_000; t += 7 * 60_000 + 13_000) {
+        // wall-clock stamps walked in local time: build them from UTC+0 arithmetic, then convert directly
+        const d = new Date(from + t);
+        const parts = { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() };
+        const p2 = (n: number) => String(n).padStart(2, '0');
+        lines.push(`x.${lines.length},${parts.year}/${p2(parts.month)}/${p2(parts.day)}/${p2(parts.hour)}:${p2(parts.minute)}:${p2(parts.second)},CALLTYPE_INBOUND,200,,1,CALL_ANSWERED,1,1,0,`);
+        expected.push(zonedToUtc(parts, zone).date.toISOString().replace('.000Z', 'Z'));
+      }
+      const { cdrs } = await parseIndexText(lines.join('\n'), { zone });
+      assert.deepEqual(cdrs.map((c) => c.start), expected, zone);
+    }
   });
 
   it('streams: yields in line order from a chunked source and reads CRLF, BOM and a missing final newline', async () => {
