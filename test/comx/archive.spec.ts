@@ -112,14 +112,34 @@ describe('comx/archive', () => {
     assert.ok(tree(inner).every((f) => !f.includes('..') && !f.startsWith('.')));
   });
 
-  for (const [fault, re] of [['truncateZip', /not a readable zip/], ['corruptZip', /could not be extracted|CRC-32 mismatch/], ['resetMidZip', /broke off/]] as const) {
-    it(`${fault}: an ArchiveError and nothing (not even a partial file) left in the folder`, async () => {
-      sim.faults[fault] = 1;
-      const res = await client.open(day);
-      await assert.rejects(readZipArchive(res.body, { zone: SA, saveDir: dir }), (err: Error) => err instanceof ArchiveError && re.test(err.message));
-      assert.deepEqual(tree(dir), []);
-    });
+  for (const stored of [false, true]) {
+    for (const [fault, re] of [['truncateZip', /not a readable zip/], ['corruptZip', /could not be extracted|CRC-32 mismatch/], ['resetMidZip', /broke off/]] as const) {
+      it(`${fault} (${stored ? 'stored' : 'deflated'} recordings): an ArchiveError and nothing (not even a partial file) left in the folder`, async () => {
+        sim.storeRecordings = stored;
+        sim.faults[fault] = 1;
+        try {
+          const res = await client.open(day);
+          await assert.rejects(readZipArchive(res.body, { zone: SA, saveDir: dir }), (err: Error) => err instanceof ArchiveError && re.test(err.message));
+          assert.deepEqual(tree(dir), []);
+        } finally {
+          sim.storeRecordings = false;
+        }
+      });
+    }
   }
+
+  it('extracts stored (uncompressed) recordings byte for byte', async () => {
+    sim.storeRecordings = true;
+    try {
+      const res = await client.open(day);
+      const out = await readZipArchive(res.body, { zone: SA, saveDir: dir });
+      const withRec = sim.calls.filter((c) => c.recording);
+      for (const c of withRec) assert.ok(fs.readFileSync(path.join(dir, sim.recordingName(c))).equals(c.recording!));
+      assert.equal(out.recordings.size, withRec.length);
+    } finally {
+      sim.storeRecordings = false;
+    }
+  });
 
   it('an answer without index.txt is an error', async () => {
     const yazl = await import('yazl');

@@ -66,6 +66,8 @@ export class ComxSimulator {
     { extension: '201', name: 'Smith, J', pin: '9876' },
   ];
   faults: SimFaults = {};
+  /** Store recordings in the zip without compression (as GSM/WAV often are) instead of deflating them. */
+  storeRecordings = false;
   /** Every request's path and query, in order. */
   requests: string[] = [];
   /** Authorization headers seen (to check none was missing). */
@@ -140,7 +142,7 @@ export class ComxSimulator {
       const name = this.recordingName(c);
       if (added.has(name)) continue;
       added.add(name);
-      z.addBuffer(c.recording, name);
+      z.addBuffer(c.recording, name, { compress: !this.storeRecordings });
     }
     // yazl refuses hostile names: add them under a placeholder of the same length, then patch the bytes
     const patches: [Buffer, Buffer][] = [];
