@@ -223,13 +223,13 @@ export function toCdr(fieldsIn: string[], raw: string, line: number, opts: Index
       resolvedBy = 'uniqueId';
     }
   }
+  // built without object spread: this runs once per index line
   const cdr: ComxCdr = {
     uniqueId,
     start: iso(startMs),
     startLocal: when,
     timezone: opts.zone,
     startAmbiguous: z.ambiguous,
-    ...(alternative !== undefined ? { startAlternative: iso(alternative), startResolvedBy: resolvedBy } : {}),
     startNonexistent: z.nonexistent,
     callType,
     direction: DIRECTIONS[callType] ?? 'unknown',
@@ -242,12 +242,16 @@ export function toCdr(fieldsIn: string[], raw: string, line: number, opts: Index
     billableSeconds: Number(billsec),
     recordingSize: Number(size),
     recordingFile: nullable(file),
-    ...extra,
     columns: n,
-    ...(repaired ? { repaired } : {}),
     line,
     raw,
   };
+  if (alternative !== undefined) {
+    cdr.startAlternative = iso(alternative);
+    cdr.startResolvedBy = resolvedBy;
+  }
+  if (n > 11) Object.assign(cdr, extra);
+  if (repaired) cdr.repaired = repaired;
   return { kind: 'cdr', cdr };
 }
 
