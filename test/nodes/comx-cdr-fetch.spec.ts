@@ -257,6 +257,22 @@ describe('comx-cdr-fetch node', function () {
     assert.deepEqual(again, []);
   });
 
+  it('msg.reset forgets the cursor and the sent CDRs: the next fetch starts from the first lookback again', async () => {
+    await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+    const out = helper.getNode('out');
+    let got = collect(out, 12);
+    helper.getNode('f').receive({});
+    await got;
+    const done = collect(helper.getNode('out'), 12);
+    helper.getNode('f').receive({ reset: true });
+    clock.tick(10 * MIN);
+    helper.getNode('f').receive({});
+    got = done;
+    assert.equal((await got).length, 12);
+    assert.equal(sim.requests.length, 2);
+    assert.equal(new URLSearchParams(sim.requests[1].split('?')[1]).get('start'), '202601050910', 'now − 4 h again (13:10 local − 4 h)');
+  });
+
   it('msg.tick backpressure: one CDR, then one more per tick', async () => {
     await load(flow(sim, { mode: 'range', format: 'txt', tick: true }));
     const out: any[] = [];
