@@ -8,6 +8,7 @@
  * as RFC 4180, which handles a properly quoted comma and reports a broken one. Every line that is not
  * a well-formed record is reported with its line number, never dropped silently.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { parse } from 'csv-parse';
@@ -342,6 +343,43 @@ class LineGuard extends Transform {
 }
 
 /**
+ * Lines that are not valid UTF-8 are read as Latin-1 (peers.md §1.5: real Asterisk CDRs carry raw
+ * 0xA5 bytes), instead of turning their bytes into U+FFFD. Valid chunks pass untouched; otherwise the
+ * incomplete last line waits for the next chunk (its length is already bounded by LineGuard).
+ */
+class Latin1Fallback extends Transform {
+  private carry: Buffer | null = null;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.carry && isUtf8(chunk)) return cb(null, chunk);
+    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    const cut = data.lastIndexOf(0x0a);
+    if (cut === -1) {
+      this.carry = data;
+      return cb();
+    }
+    this.carry = cut + 1 < data.length ? Buffer.from(data.subarray(cut + 1)) : null;
+    cb(null, fixLines(data.subarray(0, cut + 1)));
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(null, this.carry ? fixLines(this.carry) : null);
+  }
+}
+
+function fixLines(block: Buffer): Buffer {
+  if (isUtf8(block)) return block;
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < block.length) {
+    const nl = block.indexOf(0x0a, i);
+    const end = nl === -1 ? block.length : nl + 1;
+    const lineBytes = block.subarray(i, end);
+    out.push(isUtf8(lineBytes) ? lineBytes : Buffer.from(lineBytes.toString('latin1'), 'utf8'));
+    i = end;
+  }
+  return Buffer.concat(out);
+}
+
+/**
  * The same as parseIndexStream, a chunk of lines at a time (fewer promise hops for large indexes).
  * Without quote handling csv-parse gives exactly one record per line, so line numbers are counted
  * here and the raw line is the fields joined again (csv-parse's `info`/`raw` cost a third of its speed).
@@ -369,7 +407,9 @@ export async function* parseIndexBatches(source: NodeJS.ReadableStream | AsyncIt
   const guard = new LineGuard(maxLine);
   input.on('error', (err: Error) => parser.destroy(err));
   guard.on('error', (err: Error) => parser.destroy(err));
-  input.pipe(guard).pipe(parser);
+  const latin1 = new Latin1Fallback();
+  latin1.on('error', (err: Error) => parser.destroy(err));
+  input.pipe(guard).pipe(latin1).pipe(parser);
   const push = (record: string[]) => {
     line++;
     if (record.length === 1 && record[0].trim() === '') return; // a blank line

@@ -83,6 +83,18 @@ describe('comx/index-file', () => {
     assert.match(malformed[0].reason, /longer than 300 bytes/);
   });
 
+  it('reads a line that is not UTF-8 as Latin-1, and UTF-8 split across chunks as UTF-8', async () => {
+    const head = '1.1,2026/01/05/10:00:00,CALLTYPE_INBOUND,200,,0821,CALL_ANSWERED,12,10,0,,';
+    const latin = Buffer.concat([Buffer.from(head), Buffer.from([0x4d, 0xfc, 0x6c, 0x6c, 0x65, 0x72, 0xa5]), Buffer.from(',ACC\n')]);
+    const utf8 = Buffer.from(head.replace('1.1', '1.2') + 'Zoë Müller,ACC\n');
+    const all = Buffer.concat([latin, utf8]);
+    const at = latin.length + head.length + 3; // inside the ë
+    const items: IndexItem[] = [];
+    for await (const it of parseIndexStream(Readable.from([all.subarray(0, at), all.subarray(at)]), { zone: SA, extended: true })) items.push(it);
+    const names = items.map((i) => (i.kind === 'cdr' ? i.cdr.friendlyName : i.malformed.reason));
+    assert.deepEqual(names, ['Müller¥', 'Zoë Müller']);
+  });
+
   it('reads extended columns (13, 15) and a friendly name holding unquoted commas', async () => {
     const base = '1.1,2026/01/05/10:00:00,CALLTYPE_OUTBOUND,200,0215551111,,CALL_ANSWERED,60,53,0,';
     const text = [
