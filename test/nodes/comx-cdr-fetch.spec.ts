@@ -352,6 +352,24 @@ describe('comx-cdr-fetch node', function () {
     }
   });
 
+  it('runs fetches one after another, and a redeploy during a slow fetch aborts it', async () => {
+    await load(flow(sim, { mode: 'range', format: 'txt', output: 'request' }));
+    const got = collect(helper.getNode('out'), 2);
+    helper.getNode('f').receive({ start: '202601051000', end: '202601051030', tag: 'a' });
+    helper.getNode('f').receive({ start: '202601051030', end: '202601051100', tag: 'b' });
+    const [a, b] = await got;
+    assert.deepEqual([a.tag, a.payload.length, b.tag, b.payload.length], ['a', 3, 'b', 3]);
+
+    sim.faults.slowMs = 5000;
+    sim.aborted = 0;
+    helper.getNode('f').receive({});
+    await settle(100);
+    await helper.unload();
+    await settle(100);
+    assert.equal(sim.aborted, 1, 'close aborted the request in flight instead of waiting for it');
+    sim.faults.slowMs = 0;
+  });
+
   it('a bad configuration or request is a catchable error, not a crash', async () => {
     await load(flow(sim, { mode: 'range', format: 'raw' }, { timezone: 'Mars/Olympus' }));
     const got = collect(helper.getNode('caught'), 2);

@@ -70,7 +70,8 @@ export class ComxSimulator {
   storeRecordings = false;
   /** Every request's path and query, in order. */
   requests: string[] = [];
-  /** Authorization headers seen (to check none was missing). */
+  /** Requests the client gave up on before the answer was complete. */
+  aborted = 0;
   url = '';
   private server: http.Server | null = null;
   private sockets = new Set<import('node:net').Socket>();
@@ -170,6 +171,9 @@ export class ComxSimulator {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     this.requests.push(`${u.pathname}${u.search}`);
+    res.on('close', () => {
+      if (!res.writableFinished) this.aborted++;
+    });
     if (this.faults.slowMs) await new Promise((r) => setTimeout(r, this.faults.slowMs));
     const expected = `Basic ${Buffer.from(`${this.user}:${this.password}`).toString('base64')}`;
     if (req.headers.authorization !== expected) {
