@@ -15,7 +15,7 @@ import { ComxAuthError, ComxRequestError, dispositionFileName, extensionFor, toE
 import { parseIndexBatches, parseUsers, parseComxTime, idEpochMs, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
 import { readZipArchive, saveRecording, readLimited, safeFileName, spoolToTemp, ArchiveError, type RecordingRef, type ArchiveProgress } from '../comx/archive';
 import { ComxSync, DEFAULT_SYNC, type SyncState, type SyncWindow } from '../comx/sync';
-import { openStateStore } from './lib/state';
+import { openStateStore, stateFileDir } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 type Mode = 'incremental' | 'range' | 'id' | 'start' | 'users';
@@ -64,7 +64,9 @@ export = function register(RED: NodeAPI): void {
     const perCdr = def.output !== 'request';
     const useTick = truthy(def.tick);
     const attachMax = Math.round(num(def.attachKb, 0) * 1024);
-    const saveDir = (def.saveDir ?? '').trim();
+    // a relative folder is taken from the Node-RED user directory, not from wherever the process started
+    const saveDirText = (def.saveDir ?? '').trim();
+    const saveDir = saveDirText && !path.isAbsolute(saveDirText) ? path.join(path.dirname(stateFileDir(RED)), saveDirText) : saveDirText;
     const syncOpts = {
       ...DEFAULT_SYNC,
       overlapMs: num(def.overlapMin, 240, 0) * 60_000,
@@ -342,7 +344,7 @@ export = function register(RED: NodeAPI): void {
         saver.changed();
         await saver.flush();
       }
-      const text = RED._(incremental ? 'comx-cdr-fetch.status.doneIncremental' : 'comx-cdr-fetch.status.done', { count: count(sent), total: count(total), time: new Date().toISOString().slice(11, 16) });
+      const text = RED._(incremental ? 'comx-cdr-fetch.status.doneIncremental' : 'comx-cdr-fetch.status.done', { count: count(sent), total: count(total), time: new Date().toTimeString().slice(0, 5) });
       status.set({ fill: malformedAll.length ? 'yellow' : 'green', shape: 'dot', text: malformedAll.length ? `${text} · ${RED._('comx-cdr-fetch.status.malformed', { count: malformedAll.length })}` : text }, true);
     }
 

@@ -146,6 +146,14 @@ describe('comx-cdr-fetch node', function () {
     assert.deepEqual(fs.readdirSync(saveDir).sort(), sim.calls.filter((c) => c.recording).map((c) => sim.recordingName(c)).sort());
   });
 
+  it('a relative save folder is taken from the user directory', async () => {
+    await load(flow(sim, { mode: 'range', format: 'ziprec', rangeStart: '202601051000', rangeEnd: '202601051010', saveDir: 'rec' }));
+    const got = collect(helper.getNode('out'), 1);
+    helper.getNode('f').receive({});
+    const [m] = await got;
+    assert.equal(m.recording.path, path.join(userDir, 'rec', sim.recordingName(sim.calls[0])));
+  });
+
   it('one call by id (txt), by exact start (ziprec), the raw recording with its content type, and the extension list without PINs', async () => {
     const call = sim.calls[1];
     await load(flow(sim, { mode: 'id', format: 'txt', uniqueId: call.uniqueId }));
