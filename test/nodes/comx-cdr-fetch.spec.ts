@@ -281,6 +281,15 @@ describe('comx-cdr-fetch node', function () {
     assert.equal(new URLSearchParams(sim.requests[1].split('?')[1]).get('start'), '202601050910', 'now − 4 h again (13:10 local − 4 h)');
   });
 
+  it('a large index (5,000 lines) arrives whole, one message per CDR, in order', async () => {
+    sim.calls = generateCalls(T0 - 24 * HOUR, 5000, 15_000, { recordings: false, duration: 10 });
+    await load(flow(sim, { mode: 'range', format: 'txt' }));
+    const got = collect(helper.getNode('out'), 5000, 15_000);
+    helper.getNode('f').receive({});
+    const msgs = await got;
+    assert.deepEqual(msgs.map((m) => m.comx.line), Array.from({ length: 5000 }, (_, i) => i + 1));
+  });
+
   it('msg.tick backpressure: one CDR, then one more per tick', async () => {
     await load(flow(sim, { mode: 'range', format: 'txt', tick: true }));
     const out: any[] = [];
