@@ -228,6 +228,7 @@ export class ComxClient {
         try {
           text = (await bodyText(res, 4096)).trim();
         } catch {
+          res.body.on('error', () => undefined);
           res.body.destroy();
         }
         throw new HttpStatusError(res.statusCode, `the PBX answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200)}` : ''}`, res.headers, text);

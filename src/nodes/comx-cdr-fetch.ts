@@ -215,6 +215,13 @@ export = function register(RED: NodeAPI): void {
         onRetry: (_err, attempt) => status.set({ fill: 'yellow', shape: 'ring', text: RED._('comx-cdr-fetch.status.retrying', { attempt }) }, true),
       });
 
+      if (format !== 'raw' && /text\/html/i.test(res.contentType ?? '')) {
+        // a web page where CDRs were expected: the GUI's login or error page, or the feature is off
+        res.body.on('error', () => undefined);
+        res.body.destroy();
+        throw new Error(RED._('comx-cdr-fetch.errors.html'));
+      }
+
       const base = (): NodeMessage & Record<string, any> => {
         const m = RED.util.cloneMessage(msg) as NodeMessage & Record<string, any>;
         delete m.payload;

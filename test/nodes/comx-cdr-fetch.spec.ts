@@ -387,6 +387,18 @@ describe('comx-cdr-fetch node', function () {
     sim.faults.slowMs = 0;
   });
 
+  it('a web page where CDRs were expected is a clear error, not a page of malformed lines', async () => {
+    sim.faults.htmlPage = true;
+    await load(flow(sim, { mode: 'incremental', format: 'txt' }));
+    const bad: any[] = [];
+    helper.getNode('bad').on('input', (m: any) => bad.push(m));
+    const got = collect(helper.getNode('caught'), 1);
+    helper.getNode('f').receive({});
+    const [e] = await got;
+    assert.match(e.error.message, /^(Error: )?the PBX answered with a web page instead of CDRs/);
+    assert.deepEqual(bad, []);
+  });
+
   it('a bad configuration or request is a catchable error, not a crash', async () => {
     await load(flow(sim, { mode: 'range', format: 'raw' }, { timezone: 'Mars/Olympus' }));
     const got = collect(helper.getNode('caught'), 2);

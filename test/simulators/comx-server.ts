@@ -53,6 +53,8 @@ export interface SimFaults {
   corruptZip?: number;
   /** Extra entries added to every zip, e.g. hostile names. */
   extraEntries?: { name: string; data: Buffer }[];
+  /** Answer every request with a 200 HTML page (a GUI page where CDRs were expected). */
+  htmlPage?: boolean;
   /** Lines added to every index (malformed ones, say). */
   extraIndexLines?: string[];
 }
@@ -182,6 +184,10 @@ export class ComxSimulator {
     }
     if (u.pathname !== '/commagui/cdr') {
       res.writeHead(404).end();
+      return;
+    }
+    if (this.faults.htmlPage) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html><body>Com.X login</body></html>');
       return;
     }
     if (this.faults.fail500) {
