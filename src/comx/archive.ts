@@ -112,6 +112,12 @@ async function download(body: Readable | NodeJS.ReadableStream, file: string, on
   try {
     let pending: Buffer[] = [];
     let pendingLen = 0;
+    // one write in flight while the next megabyte arrives
+    let writing: Promise<Error | null> = Promise.resolve(null);
+    const settle = async () => {
+      const err = await writing;
+      if (err) throw err;
+    };
     for await (const c of body as AsyncIterable<Buffer | string>) {
       const chunk = typeof c === 'string' ? Buffer.from(c) : c;
       bytes += chunk.length;
@@ -119,16 +125,23 @@ async function download(body: Readable | NodeJS.ReadableStream, file: string, on
       pendingLen += chunk.length;
       onBytes(bytes);
       if (pendingLen >= BIG) {
-        await writeAll(fh, pending);
+        await settle();
+        writing = writeAll(fh, pending).then(() => null, (err: Error) => err);
         pending = [];
         pendingLen = 0;
       }
     }
+    await settle();
     if (pendingLen) await writeAll(fh, pending);
   } finally {
     await fh.close();
   }
   return bytes;
+}
+
+async function writeFully(fh: FileHandle, data: Buffer): Promise<void> {
+  let written = 0;
+  while (written < data.length) written += (await fh.write(data, written, data.length - written)).bytesWritten;
 }
 
 async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
@@ -182,7 +195,7 @@ function dataStart(zip: yauzl.ZipFile, e: yauzl.Entry): Promise<number> {
  * inflated, which is what keeps extraction close to `unzip` speed. An entry that inflates beyond its
  * declared size is stopped there (no zip bomb).
  */
-async function extract(zip: yauzl.ZipFile, zipPath: string, zipFh: FileHandle, buf: Buffer, e: yauzl.Entry, file: string, onBytes: (n: number) => void): Promise<void> {
+async function extract(zip: yauzl.ZipFile, zipPath: string, zipFh: FileHandle, bufs: [Buffer, Buffer], e: yauzl.Entry, file: string, onBytes: (n: number) => void): Promise<void> {
   if (e.isEncrypted()) throw new ArchiveError(`${path.basename(file)}: encrypted entries are not supported`);
   if (e.compressionMethod !== 0 && e.compressionMethod !== 8) throw new ArchiveError(`${path.basename(file)}: compression method ${e.compressionMethod} is not supported`);
   const start = await dataStart(zip, e);
@@ -192,22 +205,33 @@ async function extract(zip: yauzl.ZipFile, zipPath: string, zipFh: FileHandle, b
     // stored (recordings usually are): slices read and written directly, no stream machinery
     if (e.compressedSize !== e.uncompressedSize) throw new ArchiveError(`${path.basename(file)}: stored entry with two different sizes`);
     const out = await fsp.open(file, 'wx');
+    // two buffers: the next slice is read while the previous one is written
+    let writing: Promise<Error | null> = Promise.resolve(null);
+    const settle = async () => {
+      const err = await writing;
+      if (err) throw err;
+    };
     try {
       let pos = start;
       let left = e.compressedSize;
+      let which = 0;
       while (left > 0) {
-        const { bytesRead } = await zipFh.read(buf, 0, Math.min(left, buf.length), pos);
+        const b = bufs[which];
+        which ^= 1;
+        const { bytesRead } = await zipFh.read(b, 0, Math.min(left, b.length), pos);
         if (bytesRead === 0) throw new ArchiveError(`${path.basename(file)}: the zip ends inside this entry`);
-        const slice = buf.subarray(0, bytesRead);
+        const slice = b.subarray(0, bytesRead);
         crc = zlib.crc32(slice, crc);
-        let written = 0;
-        while (written < bytesRead) written += (await out.write(slice, written, bytesRead - written)).bytesWritten;
+        await settle();
+        writing = writeFully(out, slice).then(() => null, (err: Error) => err);
         pos += bytesRead;
         left -= bytesRead;
         size += bytesRead;
         onBytes(bytesRead);
       }
+      await settle();
     } finally {
+      await writing;
       await out.close();
     }
     if ((crc >>> 0) !== (e.crc32 >>> 0)) throw new ArchiveError(`${path.basename(file)}: CRC-32 mismatch, the zip is corrupt`);
@@ -305,7 +329,7 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
     report();
 
     const recordings = new Map<number, RecordingRef>();
-    const buf = Buffer.allocUnsafe(BIG);
+    const bufs: [Buffer, Buffer] = [Buffer.allocUnsafe(BIG), Buffer.allocUnsafe(BIG)];
     const staged: { from: string; ref: RecordingRef }[] = [];
     const used = new Set<string>();
     for (const item of items) {
@@ -336,7 +360,7 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
       const from = inside(staging, `r-${staged.length}-${safe}`);
       zipFh ??= await fsp.open(zipFile, 'r');
       try {
-        await extract(zip, zipFile, zipFh, buf, e, from, (n) => {
+        await extract(zip, zipFile, zipFh, bufs, e, from, (n) => {
           progress.bytes += n;
           report();
         });
