@@ -55,6 +55,8 @@ export interface Fault {
   hang?: boolean;
   /** How many matching requests get this answer (default 1). */
   times?: number;
+  /** Let this many matching requests through first. */
+  after?: number;
 }
 
 export interface RequestLog {
@@ -211,6 +213,10 @@ export class WebexApiSim {
       const onOk = target === on || (target === 'cdr' && on !== 'token');
       const kindOk = !f.kind || f.kind === kind;
       if (onOk && kindOk && (f.times ?? 1) > 0) {
+        if ((f.after ?? 0) > 0) {
+          f.after = (f.after ?? 0) - 1;
+          continue;
+        }
         f.times = (f.times ?? 1) - 1;
         this.faults = this.faults.filter((x) => (x.times ?? 1) > 0);
         return f;
