@@ -53,7 +53,19 @@ export = function register(RED: NodeAPI): void {
     if (!creds.refreshToken && !creds.accessToken) node.configError = node.configError ?? RED._('webex-account.errors.noToken');
     else if (creds.refreshToken && (!creds.clientId || !creds.clientSecret)) node.configError = node.configError ?? RED._('webex-account.errors.noClient');
 
-    const { store, where } = openStateStore<AccountState>(RED, node, 'webex-account', def.stateStore);
+    const opened = openStateStore<AccountState>(RED, node, 'webex-account', def.stateStore);
+    const where = opened.where;
+    // Saves one at a time (a token rotation and a learnt host may be saved together).
+    let saving: Promise<void> = Promise.resolve();
+    const store = {
+      load: () => opened.store.load(),
+      clear: () => (saving = saving.then(() => opened.store.clear())),
+      save: (v: AccountState) => {
+        const next = saving.then(() => opened.store.save(v));
+        saving = next.catch(() => undefined);
+        return next;
+      },
+    };
     const tokenUrl = (def.tokenUrl ?? '').trim() || DEFAULT_TOKEN_URL;
     const build = (stored?: StoredTokens) => new TokenManager({
       clientId: creds.clientId, clientSecret: creds.clientSecret, refreshToken: creds.refreshToken, accessToken: creds.accessToken,

@@ -69,7 +69,6 @@ export = function register(RED: NodeAPI): void {
     let stopped = false;
     let halted: string | null = null;
     let sync: CdrSync | null = null;
-    let lastStats: RunStats | null = null;
 
     if (!account) {
       status.set({ fill: 'red', shape: 'ring', text: RED._('webex-cdr-pull.status.noAccount') }, true);
@@ -177,7 +176,6 @@ export = function register(RED: NodeAPI): void {
         out = { send, msg };
         try {
           const stats = await sync.run(req, abort.signal);
-          lastStats = stats;
           send([null, { ...(msg ? base() : {}), topic: 'cdr_sync_state', payload: stats }]);
           showDone(stats);
           return stats;
@@ -279,7 +277,6 @@ export = function register(RED: NodeAPI): void {
           done();
         });
     });
-    void lastStats;
   }
 
   RED.nodes.registerType('webex-cdr-pull', WebexCdrPull as any);

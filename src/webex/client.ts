@@ -142,7 +142,7 @@ export class WebexApiError extends Error {
   }
   /** Errors a retry of the same request cannot fix: stop scheduling until the user changes something. */
   get fatal(): boolean {
-    return this.kind === 'config' || this.kind === 'auth';
+    return this.kind === 'config' || this.kind === 'auth' || this.kind === 'region';
   }
 }
 

@@ -77,14 +77,12 @@ export interface SyncState {
   current: WindowProgress | null;
   /** Dedup keys (lower-cased Report IDs), oldest first. */
   seen: string[];
-  /** Base URL learnt from a 451, if any. */
-  baseUrl: string | null;
   lastSuccess: string | null;
   lastError: string | null;
 }
 
 export function emptyState(): SyncState {
-  return { version: 1, streamCursor: null, backfill: null, current: null, seen: [], baseUrl: null, lastSuccess: null, lastError: null };
+  return { version: 1, streamCursor: null, backfill: null, current: null, seen: [], lastSuccess: null, lastError: null };
 }
 
 /** Accepts anything a store gave back; unknown shapes start afresh. */
@@ -312,7 +310,28 @@ export class CdrSync {
       }
       if (limit - from < 1000) return; // the rest is too recent for cdr_feed yet
       const end = Math.min(from + s.feedWindowMs, limit);
-      await this.runWindow(this.newWindow('cdr_feed', 'backfill', from, end), stats, signal);
+      if (await this.feedWindowRefused(() => this.runWindow(this.newWindow('cdr_feed', 'backfill', from, end), stats, signal), from, stats)) continue;
+    }
+  }
+
+  /**
+   * cdr_feed documents 30 days back in one place and 48 h in another (specs/webex.md §2.3). When the
+   * server refuses an older start with 400, step back to 48 h for this run and re-plan; true = retry.
+   */
+  private async feedWindowRefused(run: () => Promise<void>, start: number, stats: RunStats): Promise<boolean> {
+    try {
+      await run();
+      return false;
+    } catch (err) {
+      const now = this.clock.now();
+      const short = 48 * H;
+      if (err instanceof WebexApiError && err.status === 400 && this.settings.feedRetentionMs > short && start < now - short + this.settings.retentionMarginMs) {
+        this.warn(stats, `cdr_feed refused a start older than 48 h (${err.message}): using 48 h as its limit`);
+        this.settings.feedRetentionMs = short;
+        this.state.current = null;
+        return true;
+      }
+      throw err;
     }
   }
 
@@ -328,7 +347,9 @@ export class CdrSync {
     const end = Math.min(to, now - s.feedLagMs);
     if (end < to) this.warn(stats, `re-pull end moved to ${new Date(end).toISOString()}: cdr_feed serves records from ${s.feedLagMs / MIN} min ago`);
     for (let a = start; a < end; a = Math.min(a + s.feedWindowMs, end)) {
-      await this.runWindow(this.newWindow('cdr_feed', 'repull', a, Math.min(a + s.feedWindowMs, end)), stats, signal);
+      if (await this.feedWindowRefused(() => this.runWindow(this.newWindow('cdr_feed', 'repull', a, Math.min(a + s.feedWindowMs, end)), stats, signal), a, stats)) {
+        a = Math.max(a, this.feedEarliest(this.clock.now())) - s.feedWindowMs; // the loop step adds it back
+      }
     }
   }
 

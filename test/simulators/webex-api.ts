@@ -85,6 +85,8 @@ export interface SimOptions {
   clientSecret?: string;
   /** cdr_stream serves a record this long after it was written. */
   streamDelayMs?: number;
+  /** How far back cdr_feed accepts a start (the docs say 30 days in one place, 48 h in another). */
+  feedRetentionMs?: number;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -330,7 +332,8 @@ export class WebexApiSim {
       if (end > now - MIN) return 'endTime must be at least 1 minute before the current time';
       if (end - start > 2 * H) return 'the time range must be at most 2 hours';
     } else {
-      if (start < now - 30 * 24 * H) return 'startTime must be within the last 30 days';
+      const keep = this.opts.feedRetentionMs ?? 30 * 24 * H;
+      if (start < now - keep) return `startTime must be within the last ${keep >= 24 * H ? `${keep / (24 * H)} days` : `${keep / H} hours`}`;
       if (end > now - 5 * MIN) return 'endTime must be at least 5 minutes before the current time';
       if (end - start > 12 * H) return 'the time range must be at most 12 hours';
     }

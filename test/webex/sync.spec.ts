@@ -207,6 +207,19 @@ describe('webex/sync', function () {
     }));
   });
 
+  it('steps back to 48 h when cdr_feed refuses an older start', async () => {
+    await sim.stop();
+    sim = await new WebexApiSim({ clock, feedRetentionMs: 48 * H }).start();
+    tokens = new TokenManager({ clientId: sim.clientId, clientSecret: sim.clientSecret, refreshToken: sim.issueRefreshToken(), tokenUrl: sim.tokenUrl, dispatcher: agent, clock });
+    sim.generate(500, now0 - 70 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: 72 * H });
+    const stats = await r.make().run();
+    assert.ok(stats.ok);
+    assert.ok(stats.warnings.some((w) => /48 h/.test(w)), stats.warnings.join('\n'));
+    assertExactlyOnce(r.ledger, expected(now0 - 47 * H));
+    assert.equal(sim.log.filter((l) => l.status === 400).length, 1, 'one refusal, then re-planned');
+  });
+
   it('the state is plain JSON and dedup is bounded', async () => {
     sim.generate(1200, now0 - 2 * H, now0 - 3 * MIN);
     const r = rig({ lookbackMs: 2 * H, dedupCapacity: 1000 });
