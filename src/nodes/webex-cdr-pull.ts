@@ -159,7 +159,7 @@ export = function register(RED: NodeAPI): void {
       const type = errorType(err);
       const text = type === 'reauthorize' ? RED._('webex-cdr-pull.status.reauthorize')
         : type === 'config' ? RED._('webex-cdr-pull.status.forbidden')
-          : type === 'noCredentials' || type === 'accessTokenRejected' ? RED._('webex-cdr-pull.status.badToken')
+          : type === 'noCredentials' || type === 'accessTokenRejected' || type === 'badClient' ? RED._('webex-cdr-pull.status.badToken')
             : RED._('webex-cdr-pull.status.error', { error: ((err as Error)?.message ?? String(err)).slice(0, 40) });
       status.set({ fill: 'red', shape: 'ring', text }, true);
     }

@@ -267,7 +267,8 @@ export class CdrClient {
         });
         status = res.statusCode;
         headers = res.headers;
-        text = await bodyText(res, 256 * 1024 * 1024);
+        // success pages are large (up to 5000 records, ~12 MB): undici's own decoder; error bodies are capped
+        text = res.statusCode === 200 ? await res.body.text() : await bodyText(res);
       } catch (err) {
         if (signal?.aborted) throw err;
         if (!isTransientNetworkError(err) || failures >= (this.opts.retries ?? 4)) {

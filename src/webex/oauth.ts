@@ -48,7 +48,7 @@ export interface TokenManagerOptions {
   onRefresh?: (tokens: TokenSet) => void;
 }
 
-export type TokenErrorCode = 'reauthorize' | 'noCredentials' | 'accessTokenRejected' | 'tokenEndpoint';
+export type TokenErrorCode = 'reauthorize' | 'noCredentials' | 'badClient' | 'accessTokenRejected' | 'tokenEndpoint';
 
 export class TokenError extends Error {
   constructor(readonly code: TokenErrorCode, message: string, readonly status?: number) {
@@ -133,14 +133,16 @@ export class TokenManager {
   refresh(signal?: AbortSignal): Promise<TokenSet> {
     if (this.dead) return Promise.reject(this.dead);
     if (!this.inflight) {
-      this.inflight = this.doRefresh(signal).finally(() => {
+      // Shared by every caller, so not tied to one caller's abort signal (one node closing must not
+      // fail another's refresh); the agent's timeouts bound it.
+      this.inflight = this.doRefresh().finally(() => {
         this.inflight = null;
       });
     }
-    return this.inflight;
+    return abortable(this.inflight, signal);
   }
 
-  private async doRefresh(signal?: AbortSignal): Promise<TokenSet> {
+  private async doRefresh(): Promise<TokenSet> {
     const current = this.tokens;
     if (!current?.refreshToken) throw new TokenError('noCredentials', 'no refresh token configured');
     if (!this.opts.clientId || !this.opts.clientSecret) throw new TokenError('noCredentials', 'client id and client secret are needed to refresh tokens');
@@ -157,7 +159,6 @@ export class TokenManager {
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form,
         dispatcher: this.opts.dispatcher,
-        signal,
       });
       const text = await bodyText(res);
       if (res.statusCode === 200) return text;
@@ -167,7 +168,10 @@ export class TokenManager {
       baseDelayMs: this.opts.retryBaseMs ?? 2000,
       maxDelayMs: 30_000,
       retryable: (e) => isTransientNetworkError(e) || (e instanceof HttpStatusError && (e.status >= 500 || e.status === 429)),
-    }, signal).catch((err: unknown) => {
+    }).catch((err: unknown) => {
+      if (err instanceof HttpStatusError && err.status === 401 && /invalid_client/i.test(err.body)) {
+        throw new TokenError('badClient', `the token endpoint refused the client id or client secret (401${describeTokenError(err.body) ? `: ${describeTokenError(err.body)}` : ''}): check the integration's credentials`, 401);
+      }
       if (err instanceof HttpStatusError && (err.status === 400 || err.status === 401)) {
         // invalid_grant / expired or revoked refresh token: only a human can fix this.
         const detail = describeTokenError(err.body);
@@ -203,6 +207,19 @@ export class TokenManager {
   private snapshot(t: TokenSet): StoredTokens {
     return { ...t, lineage: [...this.lineage], updatedAt: new Date(this.clock.now()).toISOString() };
   }
+}
+
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
 }
 
 function describeTokenError(body: string): string {

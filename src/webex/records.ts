@@ -9,9 +9,16 @@ export type RawCdr = Record<string, unknown>;
 /** Typed view of one record: camelCase names, times as UTC ISO, durations as integers, booleans. */
 export type TypedCdr = Record<string, string | number | boolean | null>;
 
+const normCache = new Map<string, string>();
+
 /** Normalised lookup key: lower case, runs of whitespace collapsed, trimmed. */
 export function normKey(key: string): string {
-  return key.trim().replace(/\s+/g, ' ').toLowerCase();
+  let n = normCache.get(key);
+  if (n === undefined) {
+    n = key.trim().replace(/\s+/g, ' ').toLowerCase();
+    if (normCache.size < 10_000) normCache.set(key, n);
+  }
+  return n;
 }
 
 type Kind = 'time' | 'int' | 'number' | 'bool' | 'string';
@@ -71,8 +78,15 @@ export function camelKey(key: string): string {
 }
 
 function blank(v: unknown): boolean {
-  return v === null || v === undefined || (typeof v === 'string' && (v.trim() === '' || v.trim().toUpperCase() === 'NA'));
+  if (v === null || v === undefined) return true;
+  if (typeof v !== 'string') return false;
+  if (v === '' || v === 'NA' || v === 'na') return true;
+  if (v.length > 4) return false;
+  const t = v.trim().toUpperCase();
+  return t === '' || t === 'NA';
 }
+
+const CANONICAL = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
 
 /**
  * A Webex time as UTC ISO: `2026-09-24T07:49:10.939Z`, and the zone-less doc form
@@ -81,6 +95,8 @@ function blank(v: unknown): boolean {
 export function toIsoUtc(v: unknown): string | null {
   if (blank(v) || typeof v !== 'string') return null;
   const s = v.trim();
+  // the common case, already canonical: 2026-09-24T07:49:10.939Z
+  if (s.length === 24 && s[10] === 'T' && s[23] === 'Z' && CANONICAL.test(s)) return s;
   const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?$/i.exec(s);
   if (!m) return null;
   const ms = Date.parse(`${m[1]}T${m[2]}${m[3] ? m[3].toUpperCase() : 'Z'}`);
@@ -108,27 +124,91 @@ function toBool(v: unknown): boolean | null {
   return null;
 }
 
+const resolved = new Map<string, [string, Kind]>();
+function resolve(key: string): [string, Kind] {
+  let r = resolved.get(key);
+  if (!r) {
+    r = FIELDS[normKey(key)] ?? [camelKey(key), 'string'];
+    if (resolved.size < 10_000) resolved.set(key, r);
+  }
+  return r;
+}
+
+function toStr(v: unknown): string | number | boolean | null {
+  return blank(v) ? null : typeof v === 'object' ? JSON.stringify(v) : (v as string | number | boolean);
+}
+
+type Conv = (v: unknown) => string | number | boolean | null;
+const KINDS: Kind[] = ['time', 'int', 'number', 'bool', 'string'];
+const CONVERT: Conv[] = [toIsoUtc, toInt, toNumber, toBool, toStr];
+
+/**
+ * Records of one response share their key order. For each key order seen, a builder that creates the
+ * typed object in one literal is compiled once (the keys are embedded as JSON string literals, the
+ * names are [A-Za-z0-9] only), which is several times faster than adding 87 properties one by one.
+ */
+interface Shape {
+  keys: string[];
+  build: (raw: RawCdr) => TypedCdr;
+}
+const shapes: Shape[] = [];
+const MAX_SHAPES = 16;
+
+function compile(keys: string[]): Shape {
+  const parts: string[] = [];
+  for (const key of keys) {
+    const [name, kind] = resolve(key);
+    if (!name) continue;
+    parts.push(`${JSON.stringify(name)}: c${KINDS.indexOf(kind)}(r[${JSON.stringify(key)}])`);
+  }
+  // eslint-disable-next-line no-new-func
+  const fn = new Function('r', 'c0', 'c1', 'c2', 'c3', 'c4', `return {${parts.join(', ')}};`) as (r: RawCdr, ...c: Conv[]) => TypedCdr;
+  const [c0, c1, c2, c3, c4] = CONVERT;
+  return { keys, build: (r) => fn(r, c0, c1, c2, c3, c4) };
+}
+
+function shapeOf(raw: RawCdr): Shape | null {
+  const keys = Object.keys(raw);
+  for (let i = 0; i < shapes.length; i++) {
+    const s = shapes[i];
+    if (s.keys.length !== keys.length) continue;
+    let same = true;
+    for (let j = 0; j < keys.length; j++) {
+      if (s.keys[j] !== keys[j]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) {
+      if (i > 0) {
+        shapes.splice(i, 1);
+        shapes.unshift(s);
+      }
+      return s;
+    }
+  }
+  if (keys.length > 200) return null;
+  const s = compile(keys);
+  shapes.unshift(s);
+  if (shapes.length > MAX_SHAPES) shapes.pop();
+  return s;
+}
+
 /** Typed fields of a record. `""` and `"NA"` become null; the raw record is not touched. */
 export function typedRecord(raw: RawCdr): TypedCdr {
+  const shape = shapeOf(raw);
+  if (shape) return shape.build(raw);
   const out: TypedCdr = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const known = FIELDS[normKey(key)];
-    const [name, kind] = known ?? [camelKey(key), 'string' as Kind];
-    if (!name) continue;
-    switch (kind) {
-      case 'time': out[name] = toIsoUtc(value); break;
-      case 'int': out[name] = toInt(value); break;
-      case 'number': out[name] = toNumber(value); break;
-      case 'bool': out[name] = toBool(value); break;
-      default:
-        out[name] = blank(value) ? null : typeof value === 'object' ? JSON.stringify(value) : (value as string | number | boolean);
-    }
+  for (const key of Object.keys(raw)) {
+    const [name, kind] = resolve(key);
+    if (name) out[name] = CONVERT[KINDS.indexOf(kind)](raw[key]);
   }
   return out;
 }
 
 /** Case-insensitive read of one key: `field(r, 'report id')`. */
 export function field(raw: RawCdr, key: string): unknown {
+  if (Object.prototype.hasOwnProperty.call(raw, key)) return raw[key];
   const want = normKey(key);
   for (const k of Object.keys(raw)) if (normKey(k) === want) return raw[k];
   return undefined;

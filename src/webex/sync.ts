@@ -390,7 +390,11 @@ export class CdrSync {
         this.seen.add(key);
         fresh.push(item);
       }
-      while (this.seen.size > this.settings.dedupCapacity) this.seen.delete(this.seen.values().next().value as string);
+      if (this.seen.size > this.settings.dedupCapacity) {
+        // one iterator for the whole eviction: a fresh one per deletion would rescan the deleted slots
+        const it = this.seen.values();
+        for (let excess = this.seen.size - this.settings.dedupCapacity; excess > 0; excess--) this.seen.delete(it.next().value as string);
+      }
       w.pages++;
       w.records += fresh.length;
       w.duplicates += dups;

@@ -78,6 +78,11 @@ describe('webex/oauth', () => {
     await assert.rejects(m.getToken(), /refresh token was refused \(400: The refresh token provided is expired/);
   });
 
+  it('a wrong client secret is a configuration error, not "re-authorize"', async () => {
+    const { m } = manager(sim.issueRefreshToken(), { clientSecret: 'wrong' });
+    await assert.rejects(m.getToken(), (e: unknown) => e instanceof TokenError && e.code === 'badClient' && /client id or client secret/.test(e.message));
+  });
+
   it('retries a 5xx from the token endpoint, then succeeds', async () => {
     sim.inject({ on: 'token', status: 503, times: 2 });
     const { m } = manager(sim.issueRefreshToken());

@@ -59,6 +59,21 @@ describe('webex/records', () => {
     assert.match(recordKey({ 'Correlation ID': 'c', 'Start time': 's' }), /^composite:/);
   });
 
+  it('builds typed objects safely for any key (quotes, backslashes, __proto__, duplicates, many keys)', () => {
+    const odd = { 'a"b\\c': '1', '__proto__x': 'p', 'Duration': '5', 'duration ': '7', "it's": 'NA' };
+    const t = typedRecord(odd);
+    assert.equal(t['aBC'], '1');
+    assert.equal(t.protoX, 'p');
+    assert.equal(t.duration, 7, 'the later of two keys that normalise alike wins');
+    assert.equal(t.itS, null);
+    assert.equal(Object.getPrototypeOf(t), Object.prototype);
+    const wide: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) wide[`Field ${i}`] = String(i);
+    assert.equal(typedRecord(wide).field299, '299');
+    // many shapes in a row (more than the compiled-shape cache holds)
+    for (let i = 0; i < 40; i++) assert.equal(typedRecord({ [`K${i}`]: 'v', 'Report ID': 'x' }).reportId, 'x');
+  });
+
   it('parses both timestamp forms and rejects garbage', () => {
     assert.equal(toIsoUtc('2026-01-30T10:00:00.000Z'), '2026-01-30T10:00:00.000Z');
     assert.equal(toIsoUtc('2023-10-12 21:22:32.621'), '2023-10-12T21:22:32.621Z');
