@@ -109,6 +109,8 @@ export class WebexApiSim {
   /** Rate-limit 429s the simulator itself issued (a correct client causes none). */
   rateViolations = 0;
   refreshGrants = 0;
+  /** Held-open requests whose client went away (aborted or timed out). */
+  hungClosed = 0;
   private servers = new Map<string, http.Server>();
   private urls = new Map<string, string>();
   private access = new Map<string, number>();
@@ -255,6 +257,7 @@ export class WebexApiSim {
           entry.status = -1;
           this.log.push(entry);
           this.hung.push(res);
+          res.on('close', () => this.hungClosed++);
           return;
         }
         return send(fault.status ?? 500, fault.body ?? { message: `simulated ${fault.status ?? 500}`, trackingId: 'SIM' }, fault.headers);
