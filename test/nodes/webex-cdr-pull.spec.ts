@@ -227,6 +227,43 @@ describe('webex-cdr-pull node', function () {
     assert.match(rig.caught[1].error.message, /needs msg.from/);
   });
 
+  it('two pull nodes on one account share one refresh and one rate budget', async () => {
+    sim.generate(1200, now0 - 3 * H, now0 - 3 * MIN);
+    const f = flow({ lookbackHours: 4 });
+    f.push({ id: 'pull2', type: 'webex-cdr-pull', z: 'tab', x: 100, y: 400, account: 'acc', interval: 0, lookbackHours: 4, max: 500, wires: [['out2'], ['stats2']] } as any);
+    f.push({ id: 'out2', type: 'helper', z: 'tab', x: 300, y: 400 } as any, { id: 'stats2', type: 'helper', z: 'tab', x: 300, y: 450 } as any);
+    const rig = await load(f);
+    const second: any[] = [];
+    const stats2: any[] = [];
+    helper.getNode('out2').on('input', (m: any) => second.push(m));
+    helper.getNode('stats2').on('input', (m: any) => stats2.push(m));
+    helper.getNode('pull').receive({});
+    helper.getNode('pull2').receive({});
+    await until(() => rig.stats.length === 1 && stats2.length === 1);
+    await settle();
+    exactlyOnce(rig.records, expectedIds(now0 - 4 * H));
+    exactlyOnce(second, expectedIds(now0 - 4 * H));
+    assert.equal(sim.refreshGrants, 1, 'single-flight refresh across nodes');
+    assert.equal(sim.rateViolations, 0, 'one limiter per token: ' + JSON.stringify(sim.log.filter((l) => l.kind !== 'token').map((l) => [l.kind[0], Math.round((l.at - now0) / 1000), l.status])));
+  });
+
+  it('works with a fixed access token; an incomplete account is reported', async () => {
+    sim.generate(20, now0 - 2 * H, now0 - 3 * MIN);
+    let rig = await load(flow({ lookbackHours: 3 }), { acc: { accessToken: sim.issueAccessToken() } });
+    helper.getNode('pull').receive({});
+    await until(() => rig.stats.length === 1);
+    assert.equal(rig.stats[0].payload.records, 20);
+    assert.equal(sim.refreshGrants, 0);
+    await helper.unload();
+    rig = await load(flow(), { acc: { refreshToken: 'RT-x' } });
+    await settle(20);
+    const first = (helper.getNode('pull').status as any).getCall(0).args[0];
+    assert.equal(first.fill, 'red');
+    helper.getNode('pull').receive({});
+    await until(() => rig.caught.length === 1);
+    assert.match(rig.caught[0].error.message, /client id and client secret/);
+  });
+
   it('follows a 451 to the region Webex names and remembers it', async () => {
     await sim.stop();
     sim = await new WebexApiSim({ clock, regions: ['us', 'eu'], orgRegion: 'eu' }).start();

@@ -16,16 +16,20 @@ import type { Clock } from '../../src/webex/clock';
 const MIN = 60_000;
 const H = 60 * MIN;
 
-/** Time that moves only when someone sleeps: `sleep(ms)` jumps forward at once. */
+/**
+ * Time that moves only when someone sleeps: `sleep(ms)` jumps forward almost at once. It first lets
+ * a couple of real milliseconds pass, so requests already sent over loopback arrive at the simulator
+ * at the virtual time they were sent (as they would in real time), not after another sleeper's jump.
+ */
 export class VirtualClock implements Clock {
-  constructor(public t: number) {}
+  constructor(public t: number, private readonly settleMs = 3) {}
   now(): number {
     return this.t;
   }
   async sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     const target = this.t + Math.max(0, ms);
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, this.settleMs));
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     this.t = Math.max(this.t, target);
   }
