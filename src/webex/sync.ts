@@ -357,6 +357,26 @@ export class CdrSync {
     return { endpoint, purpose, start: new Date(start).toISOString(), end: new Date(end).toISOString(), next: null, pages: 0, records: 0, duplicates: 0 };
   }
 
+  /**
+   * The first page; on a 400 whose likely cause is an end too close to now (the server's clock ahead of
+   * ours), the end is pulled back by another lag and the request sent once more (specs/webex.md §3).
+   * The start never moves, so nothing is skipped: the next window covers what the shorter one left.
+   */
+  private async firstPageClamped(w: WindowProgress, q: { endpoint: Endpoint; start: number; end: number; max: number; locations?: string }, stats: RunStats, signal?: AbortSignal): Promise<Page> {
+    try {
+      return await this.client.firstPage(q, signal);
+    } catch (err) {
+      if (!(err instanceof WebexApiError) || err.status !== 400) throw err;
+      const lag = w.endpoint === 'cdr_stream' ? this.settings.streamLagMs : this.settings.feedLagMs;
+      const end = Math.min(q.end, this.clock.now() - 2 * lag);
+      if (end >= q.end || end - q.start < 1000) throw err;
+      this.warn(stats, `${w.endpoint} refused ${w.start}…${w.end} (${err.message}): retrying once with the end at ${new Date(end).toISOString()}`);
+      w.end = new Date(end).toISOString();
+      q.end = end;
+      return await this.client.firstPage(q, signal);
+    }
+  }
+
   /** Pages one window to the end; saves progress after every page and the cursor after the last. */
   private async runWindow(w: WindowProgress, stats: RunStats, signal?: AbortSignal): Promise<void> {
     const q = { endpoint: w.endpoint, start: Date.parse(w.start), end: Date.parse(w.end), max: this.settings.max, locations: this.settings.locations };
@@ -366,7 +386,7 @@ export class CdrSync {
     this.hooks.progress?.({ window: w, windowIndex, records: stats.records });
     let page: Page;
     try {
-      page = w.next ? await this.client.nextPage(w.next, signal) : await this.client.firstPage(q, signal);
+      page = w.next ? await this.client.nextPage(w.next, signal) : await this.firstPageClamped(w, q, stats, signal);
     } catch (err) {
       // A saved next-page URL the server no longer accepts: start the window again (dedup drops what was sent).
       if (!w.next || !(err instanceof WebexApiError) || (err.kind !== 'request' && err.kind !== 'notFound')) throw err;

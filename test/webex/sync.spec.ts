@@ -207,6 +207,22 @@ describe('webex/sync', function () {
     }));
   });
 
+  it('a 400 (server clock ahead) is retried once with an earlier end; nothing is skipped', async () => {
+    sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: 3 * H });
+    // the last window ends 2 min ago; the "server" refuses it once
+    sim.inject({ kind: 'initial', status: 400, body: JSON.stringify({ message: 'endTime must be at least 1 minute before the current time' }), after: 1 });
+    const stats = await r.make().run();
+    assert.ok(stats.ok);
+    assert.ok(stats.warnings.some((w) => /retrying once with the end/.test(w)), stats.warnings.join('\n'));
+    clock.advance(10 * MIN);
+    await r.make().run();
+    assertExactlyOnce(r.ledger, expected(now0 - 3 * H));
+    sim.inject({ kind: 'initial', status: 400, times: 2, body: JSON.stringify({ message: 'bad window' }) });
+    clock.advance(10 * MIN);
+    await assert.rejects(r.make().run(), /bad window/);
+  });
+
   it('steps back to 48 h when cdr_feed refuses an older start', async () => {
     await sim.stop();
     sim = await new WebexApiSim({ clock, feedRetentionMs: 48 * H }).start();
