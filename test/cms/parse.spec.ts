@@ -154,9 +154,15 @@ describe('cms/parse', () => {
       assert.equal(parseCdrDocument(envelope('<record type="callStart" time="t" recordIndex="5" correlatorIndex="4"><call id="c"/></record>')).records[0].numPrecedingRecordsMissing, 0);
     });
 
-    it('decodes the XML built-in entities in text', () => {
-      const xml = envelope('<record type="callStart" time="t" recordIndex="1" correlatorIndex="0"><call id="c"><name>R&amp;D &lt;restricted&gt; &#233;</name></call></record>');
-      assert.equal((parseCdrDocument(xml).records[0].body.call as Record<string, unknown>).name, 'R&D <restricted> é');
+    it('decodes the XML built-in entities and character references once, in both modes', () => {
+      const xml = envelope('<record type="callStart" time="t" recordIndex="1" correlatorIndex="0"><call id="c&amp;1"><name>R&amp;D &lt;restricted&gt; &#233;&#x1F600; &amp;#233; &quot;q&apos;</name></call></record>');
+      const name = 'R&D <restricted> é\u{1F600} &#233; "q\'';
+      const typed = parseCdrDocument(xml).records[0];
+      assert.equal((typed.body.call as Record<string, unknown>).name, name);
+      assert.equal(typed.id, 'c&1');
+      const dict = parseCdrDocument(xml, 'xmltodict').records[0].xmltodict as any;
+      assert.equal(dict.call.name, name);
+      assert.equal(dict.call['@id'], 'c&1');
     });
 
     it('accepts an empty <records/> document with no records', () => {
