@@ -1,136 +1,25 @@
 #!/usr/bin/env node
 /**
- * npm run bench: throughput of cms-cdr-in against two baselines measured in the same run:
- *  - core:  what a user builds without this package: http in -> xml -> change -> split (+ http response)
- *  - bare:  the limit: node:http + fast-xml-parser, no Node-RED at all
- * Prints records/s and the ratios, for one-record posts and 20-record posts; then ack latency at
- * 1,000 records/s and memory over a soak (BENCH_SOAK_S, default 60; the issue asks for 300).
- * Load comes from a child process (bench/load.js). Numbers vary with the machine; ratios are the point.
+ * npm run bench [-- name ...]: every benchmark, or the named ones, one after another in child processes
+ * (each measures its own baseline in the same run and prints ratios). Not a test: numbers depend on the
+ * machine, so nothing here passes or fails.
  */
 'use strict';
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const http = require('node:http');
-const { execFile } = require('node:child_process');
-const express = require('express');
-const { XMLParser } = require('fast-xml-parser');
+const { spawnSync } = require('node:child_process');
 
-const root = path.resolve(__dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS || 8);
-const SOAK = Number(process.env.BENCH_SOAK_S || 60);
-const CONNECTIONS = 4;
-
-function records(n, start, session = 'b0b0b0b0-1111-4222-8333-444455556666') {
-  let out = '';
-  for (let i = 0; i < n; i++) {
-    const idx = start + i;
-    out += `<record type="callLegEnd" time="2026-11-23T10:00:00Z" recordIndex="${idx}" correlatorIndex="${idx}"><callLeg id="aaaaaaaa-bbbb-4ccc-8ddd-${String(idx).padStart(12, '0')}"><reason>remoteTeardown</reason><remoteTeardown>true</remoteTeardown><durationSeconds>3912</durationSeconds><activatedDuration>3912</activatedDuration><mediaUsagePercentages><mainVideoViewer>99.9</mainVideoViewer><mainVideoContributor>99.9</mainVideoContributor></mediaUsagePercentages><alarm type="packetLoss" durationPercentage="0.1" /><encryptedMedia>true</encryptedMedia><rxAudio><codec>opus</codec></rxAudio><txAudio><codec>opus</codec></txAudio></callLeg></record>`;
-  }
-  return `<?xml version="1.0"?><records session="${session}">${out}</records>`;
+const all = {
+  cms: ['cms.js'],
+  'cms-sqlite': ['cms-sqlite.js'],
+  comx: ['comx.js'],
+  webex: ['webex.js'],
+  normalize: ['normalize.js'],
+};
+const fs = require('node:fs');
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = (wanted.length ? wanted : Object.keys(all)).filter((n) => fs.existsSync(path.join(__dirname, all[n]?.[0] ?? '-')));
+for (const name of names) {
+  console.log(`\n=== bench: ${name} ===`);
+  const run = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, all[name][0])], { stdio: 'inherit' });
+  if (run.status !== 0) console.log(`(${name} exited with ${run.status})`);
 }
-
-// Distinct indexes per post so the receiver's duplicate filter never drops benchmark traffic.
-function bodies(perPost, run, count = 20000) {
-  const list = [];
-  const session = `b0b0b0b0-1111-4222-8333-${String(run * 100 + perPost).padStart(12, '0')}`;
-  for (let i = 0; i < count; i++) list.push(records(perPost, 1 + i * perPost, session));
-  const file = path.join(os.tmpdir(), `cdrflow-bench-${perPost}-${run}.json`);
-  fs.writeFileSync(file, JSON.stringify(list));
-  return file;
-}
-
-function load(url, seconds, rate, file) {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, 'load.js'), url, String(seconds), String(CONNECTIONS), String(rate), file],
-      { maxBuffer: 1 << 20 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout))));
-  });
-}
-
-let sinkCount = 0;
-process.on('bench-sink', (n) => { sinkCount += n; });
-
-async function startNodeRed() {
-  const RED = require('node-red');
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-bench-nr-'));
-  fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@cdrflow', 'node-red-cdr'), 'dir');
-  const tab = 'bench';
-  const flows = [
-    { id: tab, type: 'tab', label: 'bench' },
-    { id: 'cms', z: tab, type: 'cms-cdr-in', path: '/cdr', wires: [['sink1'], []] },
-    { id: 'sink1', z: tab, type: 'bench-sink', wires: [] },
-    { id: 'hin', z: tab, type: 'http in', url: '/core', method: 'post', upload: false, wires: [['toxml', 'resp']] },
-    { id: 'resp', z: tab, type: 'http response', statusCode: '200', headers: {}, wires: [] },
-    { id: 'toxml', z: tab, type: 'xml', property: 'payload', attr: '', chr: '', wires: [['tochg']] },
-    { id: 'tochg', z: tab, type: 'change', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'payload.records.record', tot: 'msg' }], wires: [['splitter']] },
-    { id: 'splitter', z: tab, type: 'split', splt: '\\n', spltType: 'str', arraySplt: 1, arraySpltType: 'len', stream: false, addname: '', wires: [['sink2']] },
-    { id: 'sink2', z: tab, type: 'bench-sink', wires: [] },
-  ];
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir, flowFile: 'flows.json', httpAdminRoot: '/red', httpNodeRoot: '/', uiPort: 0,
-    nodesDir: [path.join(__dirname, 'sink')], credentialSecret: false, telemetry: { enabled: false },
-    logging: { console: { level: 'error', metrics: false, audit: false } }, editorTheme: { tours: false },
-  });
-  app.use('/', RED.httpNode);
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  await RED.start();
-  await new Promise((r) => setTimeout(r, 500));
-  return { RED, server, port: server.address().port, userDir };
-}
-
-function startBare() {
-  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (_n, j) => j === 'records.record' });
-  let count = 0;
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const doc = parser.parse(Buffer.concat(chunks).toString('utf8'));
-      count += doc.records.record.length;
-      res.statusCode = 200;
-      res.end();
-    });
-  });
-  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: server.address().port, count: () => count })));
-}
-
-async function measure(name, url, file, counter) {
-  const before = counter();
-  const t0 = Date.now();
-  const result = await load(url, SECONDS, 0, file);
-  await new Promise((r) => setTimeout(r, 200));
-  const secs = (Date.now() - t0 - 200) / 1000;
-  const rps = (counter() - before) / secs;
-  if (result.failed) console.log(`  ${name}: ${result.failed} failed requests`);
-  return rps;
-}
-
-(async () => {
-  console.log(`cms-cdr-in benchmark: ${SECONDS}s per measurement, ${CONNECTIONS} keep-alive connections, node ${process.version}, ${os.cpus().length} cores`);
-  const nr = await startNodeRed();
-  const bare = await startBare();
-  const base = `http://127.0.0.1:${nr.port}`;
-  for (const perPost of [1, 20]) {
-    const file = bodies(perPost, 1);
-    // warm-up (its own session, so the measured run is not filtered as resends), then each side in turn
-    await load(`${base}/cdr`, 2, 0, bodies(perPost, 0));
-    const ours = await measure('cms-cdr-in', `${base}/cdr`, file, () => sinkCount);
-    const core = await measure('core', `${base}/core`, file, () => sinkCount);
-    const limit = await measure('bare', `http://127.0.0.1:${bare.port}/`, file, bare.count);
-    console.log(`\n${perPost} record(s) per POST`);
-    console.log(`  cms-cdr-in          ${Math.round(ours).toLocaleString('en-US').padStart(9)} records/s`);
-    console.log(`  core http in->xml->split ${Math.round(core).toLocaleString('en-US').padStart(9)} records/s   cms-cdr-in / core = ${(ours / core).toFixed(2)}x`);
-    console.log(`  bare node:http+fxp  ${Math.round(limit).toLocaleString('en-US').padStart(9)} records/s   cms-cdr-in / bare = ${(ours / limit).toFixed(2)}x`);
-  }
-  await nr.RED.stop();
-  nr.server.close();
-  bare.server.close();
-  process.exit(0);
-})().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});

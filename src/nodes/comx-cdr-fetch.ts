@@ -301,7 +301,9 @@ export = function register(RED: NodeAPI): void {
           recs.push(recording);
         }
         sent++;
-        if (incremental) {
+        // one message per request: a CDR counts as sent only once that message went out (below), so a
+        // failure before then leaves it to be fetched and sent again
+        if (incremental && perCdr) {
           sync.markEmitted(cdr);
           saver.changed();
         }
@@ -344,6 +346,10 @@ export = function register(RED: NodeAPI): void {
       reportZone(zone);
       if (!perCdr) {
         await emitter.first({ ...base(), topic: 'comx/cdrs', payload: cdrs, recordings: recs, comx: { ...meta, count: cdrs.length, duplicates, malformed: malformedAll.length } });
+        if (incremental) {
+          for (const cdr of cdrs) sync.markEmitted(cdr);
+          saver.changed();
+        }
       }
       reportMalformed(malformedAll);
       if (incremental && window) {

@@ -245,6 +245,21 @@ describe('comx-cdr-fetch node', function () {
     assert.equal(new Set(starts).size, 1, 'the same window every time');
   });
 
+  it('one message per request: a connection reset mid-index loses nothing, the next poll sends every CDR', async () => {
+    await load(flow(sim, { mode: 'incremental', format: 'txt', output: 'request', firstHours: 4 }));
+    const out: any[] = [];
+    helper.getNode('out').on('input', (m: any) => out.push(m));
+    sim.faults.resetMidTxt = 1;
+    const failed = collect(helper.getNode('caught'), 1);
+    helper.getNode('f').receive({});
+    await failed;
+    assert.deepEqual(out, [], 'nothing sent from the broken answer');
+    const got = collect(helper.getNode('out'), 1);
+    helper.getNode('f').receive({});
+    const [msg] = await got;
+    assert.equal(msg.payload.length, 12, 'the CDRs read before the reset were not dropped as already sent');
+  });
+
   it('malformed index lines go to output 2 with line numbers, once per line across overlapping polls', async () => {
     sim.faults.extraIndexLines = ['1.1,2026/01/05/10:00:00,CALLTYPE_INBOUND', '    CALL_ANSWERED,221,216,365211,'];
     await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));

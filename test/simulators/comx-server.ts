@@ -47,6 +47,8 @@ export interface SimFaults {
   slowMs?: number;
   /** For the next n zip answers: send part of the zip, then reset the connection. */
   resetMidZip?: number;
+  /** For the next n txt answers: send part of the index, then reset the connection. */
+  resetMidTxt?: number;
   /** For the next n zip answers: a complete HTTP answer whose body is only the first 60% of the zip. */
   truncateZip?: number;
   /** For the next n zip answers: flip bytes inside the first recording's data. */
@@ -209,7 +211,14 @@ export class ComxSimulator {
     const format = q.get('format');
     if (format === 'txt') {
       const lines = selected.map((c) => this.indexLine(c, extended)).concat(this.faults.extraIndexLines ?? []);
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.map((l) => `${l}\n`).join(''));
+      const text = lines.map((l) => `${l}\n`).join('');
+      if (this.faults.resetMidTxt) {
+        this.faults.resetMidTxt--;
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(text)) });
+        res.write(text.slice(0, Math.floor(text.length / 2)), () => setTimeout(() => req.socket.destroy(), 20));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(text);
       return;
     }
     if (format === 'ziprec') {
