@@ -5,6 +5,7 @@
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 export interface StateStore<T> {
   load(): Promise<T | undefined>;
@@ -14,6 +15,9 @@ export interface StateStore<T> {
 }
 
 export class JsonFileStore<T> implements StateStore<T> {
+  // saves run one after another: two at once could rename an older snapshot over a newer one
+  private chain: Promise<void> = Promise.resolve();
+
   constructor(readonly file: string) {}
 
   async load(): Promise<T | undefined> {
@@ -39,21 +43,36 @@ export class JsonFileStore<T> implements StateStore<T> {
     }
   }
 
-  async save(value: T): Promise<void> {
-    await fsp.mkdir(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const handle = await fsp.open(tmp, 'w');
+  save(value: T): Promise<void> {
+    const text = JSON.stringify(value); // the value as it is now, not when the previous save ends
+    const run = this.chain.then(() => this.write(text));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(text: string): Promise<void> {
+    // state can hold tokens: readable by the Node-RED user only
+    await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const handle = await fsp.open(tmp, 'w', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(value));
+      await handle.writeFile(text);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await fsp.rename(tmp, this.file);
+    try {
+      await fsp.rename(tmp, this.file);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw err;
+    }
   }
 
-  async clear(): Promise<void> {
-    await fsp.rm(this.file, { force: true });
+  clear(): Promise<void> {
+    const run = this.chain.then(() => fsp.rm(this.file, { force: true }));
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 }
 

@@ -167,7 +167,8 @@ export = function register(RED: NodeAPI): void {
               meta.verified = false;
             } else {
               meta.verified = true;
-              meta.signedBy = check.verified.accessKey;
+              // the AK is a credential: only its last four characters, enough to tell two keys apart
+              meta.signedBy = `…${check.verified.accessKey.slice(-4)}`;
               meta.signedAt = check.verified.timestamp;
               signature = check.verified.signature;
               saver.changed();

@@ -60,7 +60,7 @@ export = function register(RED: NodeAPI): void {
         token: creds.token ? creds.token : null,
       };
     } catch (err) {
-      node.error(RED._('cms-cdr-in.errors.allowList', { error: (err as Error).message }));
+      node.error(RED._('cms-cdr-in.errors.allowList', { error: (err as Error).message }), { topic: 'error', payload: null } as NodeMessage);
       status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.badConfig') }, true);
       return;
     }
@@ -92,6 +92,12 @@ export = function register(RED: NodeAPI): void {
       node.warn(text);
     };
 
+    // Set on close: a POST still being read must not be acknowledged, since its messages would go
+    // into a stopped flow; CMS gets 503 and sends it again to the new node.
+    let closing = false;
+    // POSTs waiting for the flow's http response node, answered 503 on close.
+    const awaitingFlow = new Map<any, NodeJS.Timeout>();
+
     const fail = (res: any, code: number, reason: string, msg: NodeMessage, report: boolean) => {
       if (!res.headersSent) res.status(code).type('text/plain').send(`${reason}\n`);
       status.set({ fill: 'red', shape: 'ring', text: `${code}: ${reason}`.slice(0, 40) }, true);
@@ -115,6 +121,10 @@ export = function register(RED: NodeAPI): void {
       readBody(req, limit)
         .then(async (body) => {
           await ready;
+          if (closing) {
+            fail(res, 503, RED._('cms-cdr-in.errors.closing'), { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
+            return;
+          }
           let doc;
           try {
             doc = parseCdrDocument(body, mode);
@@ -139,19 +149,26 @@ export = function register(RED: NodeAPI): void {
           if (ackByFlow && fresh.length > 0) {
             // The flow acknowledges (an http response node, after it stored the records): only a 2xx
             // answer marks them delivered; anything else, or silence until the timeout, lets CMS resend.
+            // msg.res only: the http response node needs nothing else, and msg.req would carry the
+            // sender's Authorization header and token
             const msg = postMessage(fresh, doc.session, doc.callBridge, meta) as NodeMessage & Record<string, unknown>;
-            msg.req = req;
             msg.res = { _res: res };
             const timer = setTimeout(() => {
+              awaitingFlow.delete(res);
               if (!res.headersSent) {
                 fail(res, 503, RED._('cms-cdr-in.errors.ackTimeout', { seconds: ackTimeoutMs / 1000 }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
               }
             }, ackTimeoutMs);
+            awaitingFlow.set(res, timer);
             res.once('finish', () => {
               clearTimeout(timer);
-              if (res.statusCode >= 200 && res.statusCode < 300) delivered();
+              awaitingFlow.delete(res);
+              if (res.statusCode >= 200 && res.statusCode < 300 && !closing) delivered();
             });
-            res.once('close', () => clearTimeout(timer));
+            res.once('close', () => {
+              clearTimeout(timer);
+              awaitingFlow.delete(res);
+            });
             node.send([msg, warnMsgs] as any);
             return;
           }
@@ -188,12 +205,18 @@ export = function register(RED: NodeAPI): void {
       status.set({ fill: 'green', shape: 'ring', text: url }, true);
     } catch (err) {
       if (!(err instanceof PathInUseError)) throw err;
-      node.error(RED._('cms-cdr-in.errors.pathInUse', { path: url, owner: err.owner }));
+      node.error(RED._('cms-cdr-in.errors.pathInUse', { path: url, owner: err.owner }), { topic: 'error', payload: null } as NodeMessage);
       status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.pathInUse') }, true);
     }
 
     node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
       endpoint?.close();
+      for (const [res, timer] of awaitingFlow) {
+        clearTimeout(timer);
+        if (!res.headersSent) res.status(503).type('text/plain').send(`${RED._('cms-cdr-in.errors.closing')}\n`);
+      }
+      awaitingFlow.clear();
       status.stop();
       const finish = removed ? saver.flush().then(() => store.clear()) : saver.flush();
       finish.catch(() => undefined).then(() => {

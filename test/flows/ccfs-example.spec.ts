@@ -2,11 +2,11 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { helper, collect } from '../helpers/red';
+import { helper, collect, coreNode } from '../helpers/red';
 import { start, closeServer, AK, SK, type Env } from '../nodes/ccfs-env';
 
 const file = path.join(__dirname, '..', '..', 'examples', 'CC-FS daily CDR files.json');
-const core = (f: string) => require(`@node-red/nodes/core/common/${f}`);
+const core = (f: string) => coreNode(`common/${f}`);
 
 describe('example flow "CC-FS daily CDR files"', () => {
   let env: Env;

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { helper, collect, settle, translate } from '../helpers/red';
+import { helper, collect, settle, translate, coreNode } from '../helpers/red';
 import pbxNode from '../../src/nodes/comx-pbx';
 import fetchNode from '../../src/nodes/comx-cdr-fetch';
 import { ComxSimulator, generateCalls } from '../simulators/comx-server';
@@ -23,7 +23,7 @@ const tolerant = (mod: (RED: any) => unknown) => (RED: any) => {
   };
   return mod(RED);
 };
-const core = (p: string) => require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', p));
+const core = coreNode;
 
 describe('example flow: Com.X hourly CDRs with recordings', function () {
   this.timeout(20_000);

@@ -66,9 +66,13 @@ export function settle(ms = 50): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The @node-red/nodes folder of the Node-RED under test (4.x by default, 5.x under test:nr5). */
+export function coreNodesDir(): string {
+  const runtime = process.env.NODE_RED_PATH ?? require.resolve('node-red');
+  return path.dirname(require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(runtime)] }));
+}
+
 /** A core node module of the Node-RED under test, e.g. coreNode('network/21-httpin.js') for http in/response. */
 export function coreNode(rel: string): (RED: any) => void {
-  const runtime = process.env.NODE_RED_PATH ?? require.resolve('node-red');
-  const nodesPkg = require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(runtime)] });
-  return require(path.join(path.dirname(nodesPkg), 'core', rel));
+  return require(path.join(coreNodesDir(), 'core', rel));
 }

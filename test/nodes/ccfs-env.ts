@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { helper, capture } from '../helpers/red';
+import { helper, capture, coreNode } from '../helpers/red';
 import { CcfsSimulator, type SimOptions } from '../simulators/ccfs-server';
 import accountNode from '../../src/nodes/ccfs-account';
 import billRequestNode from '../../src/nodes/ccfs-bill-request';
@@ -14,7 +14,7 @@ export const AK = 'globalaktest';
 export const SK = 'test-sk-0123456789abcdef';
 export const ZONE = 'America/Sao_Paulo';
 
-export const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+export const catchNode = coreNode('common/25-catch.js');
 
 export interface Env {
   sim: CcfsSimulator;

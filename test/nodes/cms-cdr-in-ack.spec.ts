@@ -48,7 +48,8 @@ describe('cms-cdr-in acknowledged by the flow', () => {
     await settle();
     assert.equal(seen.length, 1, 'one message per POST');
     assert.deepEqual(seen[0].payload.map((r: any) => r.type), ['callLegEnd', 'callEnd']);
-    assert.ok(seen[0].res && seen[0].req, 'msg.req and msg.res for the response node');
+    assert.ok(seen[0].res, 'msg.res for the response node');
+    assert.equal(seen[0].req, undefined, 'no msg.req: it would carry the sender\'s credentials');
     assert.equal((await post(mividasPosts()[8])).status, 200);
     await settle();
     assert.equal(seen.length, 1, 'the resend was a duplicate');
@@ -62,6 +63,20 @@ describe('cms-cdr-in acknowledged by the flow', () => {
     assert.equal((await post(mividasPosts()[0])).status, 500);
     await settle();
     assert.equal(seen.length, 2, 'not delivered, so not a duplicate');
+  });
+
+  it('answers 503 to a POST still waiting for the flow when the node stops, and stores nothing as delivered', async () => {
+    await helper.load([node, httpin], [
+      { id: 'tab', type: 'tab' },
+      { id: 'in', z: 'tab', type: 'cms-cdr-in', path: '/cdr', ack: 'flow', ackTimeout: 30, wires: [['seen'], []] },
+      { id: 'seen', z: 'tab', type: 'helper' },
+    ] as any[]);
+    const got = collect(helper.getNode('seen'), 1);
+    const pending = post(mividasPosts()[0]);
+    const answer = pending.then((r) => r);
+    await got;
+    await helper.unload();
+    assert.equal((await answer).status, 503);
   });
 
   it('answers 503 when the flow does not answer in time, reports it, and emits the resend again', async () => {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
 import { helper, capture, collect, settle } from '../helpers/red';
@@ -202,6 +203,34 @@ describe('cms-cdr-in node', () => {
       const app = red.RED.httpNode;
       await helper.unload();
       assert.equal((await supertest(app).post('/cdr').send(mividasPosts()[0])).status, 404);
+    });
+
+    it('answers 503 to a POST still arriving while the node stops, and emits nothing into the stopped flow', async () => {
+      await helper.load(node, flow());
+      const seen: any[] = [];
+      helper.getNode('out').on('input', (m: any) => seen.push(m));
+      const server = http.createServer(red.RED.httpNode).listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      try {
+        const body = Buffer.from(mividasPosts()[0]);
+        const answer = new Promise<number>((resolve, reject) => {
+          const req = http.request({ port: (server.address() as any).port, host: '127.0.0.1', method: 'POST', path: '/cdr', headers: { 'content-type': 'text/xml', 'content-length': body.length } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.write(body.subarray(0, 40)); // half a body: the node is reading it when it stops
+          setTimeout(async () => {
+            await helper.unload();
+            req.end(body.subarray(40));
+          }, 100);
+        });
+        assert.equal(await answer, 503);
+        await settle();
+        assert.deepEqual(seen, []);
+      } finally {
+        server.close();
+      }
     });
 
     it('refuses a second node on the same path with a clear error and keeps the first working', async () => {

@@ -82,7 +82,8 @@ export function mountEndpoint(
   if (typeof mw === 'function') chain.push(mw);
   else if (Array.isArray(mw)) chain.push(...mw.filter((f) => typeof f === 'function'));
   if (settings.httpNodeCors) chain.push(corsHandler(settings.httpNodeCors));
-  const ours = new Set<unknown>([handlers.post, handlers.get, ...chain]);
+  // only our own handlers identify our layers: the middleware from settings is shared with core http in
+  const ours = new Set<unknown>([handlers.post, handlers.get].filter(Boolean));
   for (const p of paths) {
     app.post(p, ...chain, handlers.post);
     if (handlers.get) app.get(p, ...chain, handlers.get);
