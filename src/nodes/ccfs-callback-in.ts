@@ -15,10 +15,9 @@ import { CallbackGuard, parseCallbackBody, CallbackBodyError, type CallbackState
 import { readBillFile, emptySummary } from '../ccfs/bill-file';
 import { CcfsResultError, CcfsAuthError } from '../ccfs/client';
 import { plainAddress } from '../common/http-auth';
-import { DebouncedSaver } from '../common/persist';
 import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
 import { captureRawBodies, capturedBody } from './lib/raw-capture';
-import { openStateStore } from './lib/state';
+import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CallbackDef extends NodeDef {
@@ -70,16 +69,11 @@ export = function register(RED: NodeAPI): void {
     }
     if (mode !== 'verify') node.warn(RED._(`ccfs-callback-in.errors.mode_${mode}`));
 
-    const { store, where } = openStateStore<CallbackState>(RED, node, 'ccfs-callback-in', def.stateStore);
     let guard = new CallbackGuard({ maxSkewMs });
-    const saver = new DebouncedSaver(store, () => guard.snapshot(), SAVE_DELAY_MS, (err) =>
-      node.warn(RED._('ccfs-callback-in.errors.stateSave', { where, error: err.message })));
-    const ready = store.load().then(
-      (state) => {
-        if (state) guard = new CallbackGuard({ maxSkewMs }, state);
-      },
-      (err: Error) => node.warn(RED._('ccfs-callback-in.errors.stateLoad', { where, error: err.message })),
-    );
+    const state = nodeState<CallbackState>(RED, node, 'ccfs-callback-in', def.stateStore, () => guard.snapshot(), SAVE_DELAY_MS);
+    const ready = state.ready.then((saved) => {
+      if (saved) guard = new CallbackGuard({ maxSkewMs }, saved);
+    });
     const inFlight = new Map<string, Promise<boolean>>();
     const controller = new AbortController();
 
@@ -171,7 +165,7 @@ export = function register(RED: NodeAPI): void {
               meta.signedBy = `…${check.verified.accessKey.slice(-4)}`;
               meta.signedAt = check.verified.timestamp;
               signature = check.verified.signature;
-              saver.changed();
+              state.changed();
             }
           } else {
             meta.verified = false;
@@ -219,7 +213,7 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           guard.markDelivered(name);
-          saver.changed();
+          state.changed();
           delivered++;
           answer(res, 200, SUCCESS);
           status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url, count: count(delivered), dup: count(duplicates) }) });
@@ -260,7 +254,7 @@ export = function register(RED: NodeAPI): void {
       controller.abort(new Error('node closed'));
       status.stop();
       Promise.allSettled([...inFlight.values()])
-        .then(() => (removed ? saver.flush().then(() => store.clear()) : saver.flush()))
+        .then(() => state.close(removed))
         .catch(() => undefined)
         .then(() => {
           node.status({});

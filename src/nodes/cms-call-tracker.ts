@@ -8,8 +8,7 @@ import {
   CallTracker, toTrackerRecord, restrictedPattern, domainList,
   type TrackerEvent, type TrackerState, type TrackerOptions, type SecurityLevel,
 } from '../cms/tracker';
-import { DebouncedSaver } from '../common/persist';
-import { openStateStore } from './lib/state';
+import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CmsCallTrackerDef extends NodeDef {
@@ -48,8 +47,11 @@ export = function register(RED: NodeAPI): void {
         expireAfterMs: (Number.isFinite(hours) && hours > 0 ? hours : 24) * 3600_000,
       };
     } catch (err) {
-      node.error(RED._('cms-call-tracker.errors.pattern', { error: (err as Error).message }));
+      const text = RED._('cms-call-tracker.errors.pattern', { error: (err as Error).message });
+      node.error(text, { topic: 'error', payload: null } as NodeMessage);
       status.set({ fill: 'red', shape: 'ring', text: RED._('cms-call-tracker.status.badConfig') }, true);
+      // messages still complete, with the configuration error, so Catch and Complete nodes see them
+      node.on('input', (_msg: NodeMessage, _send: unknown, done: (err?: Error) => void) => done(new Error(text)));
       return;
     }
     const texts: Record<SecurityLevel, string> = {
@@ -60,17 +62,12 @@ export = function register(RED: NodeAPI): void {
     };
     const position = ['top', 'middle', 'bottom'].includes(def.position ?? '') ? def.position! : 'bottom';
 
-    const { store, where } = openStateStore<TrackerState>(RED, node, 'cms-call-tracker', def.stateStore);
     let tracker = new CallTracker(opts);
-    const saver = new DebouncedSaver(store, () => tracker.snapshot(), SAVE_DELAY_MS, (err) =>
-      node.warn(RED._('cms-call-tracker.errors.stateSave', { where, error: err.message })));
-    const ready = store.load().then(
-      (state) => {
-        if (state) tracker = new CallTracker(opts, state);
-        showStatus();
-      },
-      (err: Error) => node.warn(RED._('cms-call-tracker.errors.stateLoad', { where, error: err.message })),
-    );
+    const state = nodeState<TrackerState>(RED, node, 'cms-call-tracker', def.stateStore, () => tracker.snapshot(), SAVE_DELAY_MS);
+    const ready = state.ready.then((saved) => {
+      if (saved) tracker = new CallTracker(opts, saved);
+      showStatus();
+    });
 
     function showStatus(): void {
       const c = tracker.counts();
@@ -120,7 +117,7 @@ export = function register(RED: NodeAPI): void {
             if (rec) events.push(...tracker.apply(rec, now));
           }
         }
-        saver.changed();
+        state.changed();
         if (events.length > 0) send(toMessages(events, msg));
         showStatus();
         done();
@@ -133,7 +130,7 @@ export = function register(RED: NodeAPI): void {
       ready.then(() => {
         const events = tracker.expire(Date.now());
         if (events.length > 0) {
-          saver.changed();
+          state.changed();
           node.send(toMessages(events, null) as any);
           showStatus();
         }
@@ -144,7 +141,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (removed: boolean, done: () => void) => {
       clearInterval(timer);
       status.stop();
-      ready.then(() => saver.flush()).then(() => (removed ? store.clear() : undefined)).catch(() => undefined).then(() => {
+      state.close(removed).catch(() => undefined).then(() => {
         node.status({});
         done();
       });

@@ -7,9 +7,8 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
-import { DebouncedSaver } from '../common/persist';
 import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, BodyConsumedError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
-import { openStateStore } from './lib/state';
+import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CmsCdrInDef extends NodeDef {
@@ -71,16 +70,11 @@ export = function register(RED: NodeAPI): void {
       return;
     }
 
-    const { store, where } = openStateStore<ReceiverState>(RED, node, 'cms-cdr-in', def.stateStore);
     let tracker = new ReceiverTracker(DEFAULT_LIMITS);
-    const saver = new DebouncedSaver(store, () => tracker.snapshot(), SAVE_DELAY_MS, (err) =>
-      node.warn(RED._('cms-cdr-in.errors.stateSave', { where, error: err.message })));
-    const ready = store.load().then(
-      (state) => {
-        if (state) tracker = new ReceiverTracker(DEFAULT_LIMITS, state);
-      },
-      (err: Error) => node.warn(RED._('cms-cdr-in.errors.stateLoad', { where, error: err.message })),
-    );
+    const state = nodeState<ReceiverState>(RED, node, 'cms-cdr-in', def.stateStore, () => tracker.snapshot(), SAVE_DELAY_MS);
+    const ready = state.ready.then((saved) => {
+      if (saved) tracker = new ReceiverTracker(DEFAULT_LIMITS, saved);
+    });
 
     // Refusals are answered at once but reported at most once a minute per reason, so a scanner
     // hammering the endpoint cannot flood the log.
@@ -137,7 +131,7 @@ export = function register(RED: NodeAPI): void {
           const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
           const delivered = () => {
             tracker.commit(fresh, remote);
-            saver.changed();
+            state.changed();
             received += fresh.length;
             const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
             status.set(warnings.length > 0
@@ -218,8 +212,7 @@ export = function register(RED: NodeAPI): void {
       }
       awaitingFlow.clear();
       status.stop();
-      const finish = removed ? saver.flush().then(() => store.clear()) : saver.flush();
-      finish.catch(() => undefined).then(() => {
+      state.close(removed).catch(() => undefined).then(() => {
         node.status({});
         done();
       });

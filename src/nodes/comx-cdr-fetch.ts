@@ -9,13 +9,12 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { HttpStatusError, isTransientNetworkError, bodyText } from '../common/http';
-import { DebouncedSaver } from '../common/persist';
 import { isoUtc } from '../common/time';
 import { ComxAuthError, ComxRequestError, dispositionFileName, extensionFor, toExactStamp, toRangeStamp, type ComxClient, type ComxFormat, type ComxRequest, type ComxResponse, type ComxPbxConfig } from '../comx/client';
 import { parseIndexBatches, parseUsers, parseComxTime, idEpochMs, type ComxCdr, type IndexItem, type MalformedLine } from '../comx/index-file';
 import { readZipArchive, saveRecording, readLimited, safeFileName, spoolToTemp, ArchiveError, type RecordingRef, type ArchiveProgress } from '../comx/archive';
 import { ComxSync, DEFAULT_SYNC, type SyncState, type SyncWindow } from '../comx/sync';
-import { openStateStore, stateFileDir } from './lib/state';
+import { nodeState, stateFileDir } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 type Mode = 'incremental' | 'range' | 'id' | 'start' | 'users';
@@ -74,16 +73,11 @@ export = function register(RED: NodeAPI): void {
       firstLookbackMs: num(def.firstHours, 24, 0) * 3_600_000,
     };
 
-    const { store, where } = openStateStore<SyncState>(RED, node, 'comx-cdr-fetch', def.stateStore);
     let sync = new ComxSync(syncOpts);
-    const saver = new DebouncedSaver(store, () => sync.snapshot(), SAVE_DELAY_MS, (err) =>
-      node.warn(RED._('comx-cdr-fetch.errors.stateSave', { where, error: err.message })));
-    const ready = store.load().then(
-      (state) => {
-        if (state) sync = new ComxSync(syncOpts, state);
-      },
-      (err: Error) => node.warn(RED._('comx-cdr-fetch.errors.stateLoad', { where, error: err.message })),
-    );
+    const state = nodeState<SyncState>(RED, node, 'comx-cdr-fetch', def.stateStore, () => sync.snapshot(), SAVE_DELAY_MS);
+    const ready = state.ready.then((saved) => {
+      if (saved) sync = new ComxSync(syncOpts, saved);
+    });
 
     let closing = false;
     const abort = new AbortController();
@@ -126,8 +120,8 @@ export = function register(RED: NodeAPI): void {
         queue = queue.then(async () => {
           await ready;
           sync.reset();
-          saver.changed();
-          await saver.flush();
+          state.changed();
+          await state.flush();
           status.set({ fill: 'grey', shape: 'ring', text: RED._('comx-cdr-fetch.status.reset') }, true);
         }).then(() => done(), (err: Error) => done(err));
         return;
@@ -305,7 +299,7 @@ export = function register(RED: NodeAPI): void {
         // failure before then leaves it to be fetched and sent again
         if (incremental && perCdr) {
           sync.markEmitted(cdr);
-          saver.changed();
+          state.changed();
         }
         if (sent % 100 === 0) status.set({ fill: 'blue', shape: 'dot', text: RED._('comx-cdr-fetch.status.sending', { count: count(sent) }) });
       };
@@ -348,14 +342,14 @@ export = function register(RED: NodeAPI): void {
         await emitter.first({ ...base(), topic: 'comx/cdrs', payload: cdrs, recordings: recs, comx: { ...meta, count: cdrs.length, duplicates, malformed: malformedAll.length } });
         if (incremental) {
           for (const cdr of cdrs) sync.markEmitted(cdr);
-          saver.changed();
+          state.changed();
         }
       }
       reportMalformed(malformedAll);
       if (incremental && window) {
         sync.commit(window);
-        saver.changed();
-        await saver.flush();
+        state.changed();
+        await state.flush();
       }
       const text = RED._(incremental ? 'comx-cdr-fetch.status.doneIncremental' : 'comx-cdr-fetch.status.done', { count: count(sent), total: count(total), time: new Date().toTimeString().slice(0, 5) });
       status.set({ fill: malformedAll.length ? 'yellow' : 'green', shape: 'dot', text: malformedAll.length ? `${text} · ${RED._('comx-cdr-fetch.status.malformed', { count: malformedAll.length })}` : text }, true);
@@ -442,7 +436,7 @@ export = function register(RED: NodeAPI): void {
       status.stop();
       const settle = Promise.race([queue.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
       settle
-        .then(() => (removed ? saver.flush().then(() => store.clear()) : saver.flush()))
+        .then(() => state.close(removed))
         .catch(() => undefined)
         .then(() => {
           node.status({});

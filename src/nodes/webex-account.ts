@@ -104,8 +104,16 @@ export = function register(RED: NodeAPI): void {
     );
 
     node.on('close', (removed: boolean, done: () => void) => {
-      const finish = removed ? store.clear().catch(() => undefined) : Promise.resolve();
-      finish.then(() => node.dispatcher.close()).catch(() => undefined).then(() => done());
+      // A rotated refresh token still being saved must reach the store before the next instance (a
+      // redeploy) reads it, so wait for the saves first; then close the sockets (destroy after 5 s,
+      // within Node-RED's 15 s close limit).
+      const saved = saving.then(() => undefined, () => undefined);
+      const finish = saved.then(() => (removed ? store.clear().catch(() => undefined) : undefined));
+      finish
+        .then(() => Promise.race([node.dispatcher.close(), new Promise((r) => setTimeout(r, 5000).unref())]))
+        .then(() => node.dispatcher.destroy())
+        .catch(() => undefined)
+        .then(() => done());
     });
   }
 

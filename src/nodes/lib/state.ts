@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import * as os from 'node:os';
 import type { NodeAPI, Node } from 'node-red';
-import { JsonFileStore, type StateStore } from '../../common/persist';
+import { JsonFileStore, DebouncedSaver, type StateStore } from '../../common/persist';
 
 const CONTEXT_KEY = 'cdrflow-state';
 
@@ -52,4 +52,43 @@ export function openStateStore<T>(RED: NodeAPI, node: Node, type: string, storeN
   }
   const file = path.join(stateFileDir(RED), `${type}-${node.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
   return { store: new JsonFileStore<T>(file), where: file };
+}
+
+/**
+ * The state of one node, in one piece: where it lives (openStateStore), loading it once, coalesced saves,
+ * and the close sequence (flush, then forget it if the node was deleted). After close, changes are
+ * ignored, so a late request can never write a deleted node's file back.
+ * Uses the node's own locale keys `<type>.errors.stateLoad` and `<type>.errors.stateSave`.
+ */
+export interface NodeState<T> {
+  /** Resolves with what was stored (undefined the first time, or when it could not be read). */
+  ready: Promise<T | undefined>;
+  where: string;
+  changed(): void;
+  flush(): Promise<void>;
+  close(removed: boolean): Promise<void>;
+}
+
+export function nodeState<T>(RED: NodeAPI, node: Node, type: string, storeName: string | undefined, snapshot: () => T, delayMs = 500): NodeState<T> {
+  const { store, where } = openStateStore<T>(RED, node, type, storeName);
+  let closed = false;
+  const saver = new DebouncedSaver(store, snapshot, delayMs, (err) => node.warn(RED._(`${type}.errors.stateSave`, { where, error: err.message })));
+  const ready = store.load().catch((err: Error) => {
+    node.warn(RED._(`${type}.errors.stateLoad`, { where, error: err.message }));
+    return undefined;
+  });
+  return {
+    ready,
+    where,
+    changed: () => {
+      if (!closed) saver.changed();
+    },
+    flush: () => saver.flush(),
+    close: async (removed: boolean) => {
+      await ready;
+      await saver.flush();
+      closed = true;
+      if (removed) await store.clear();
+    },
+  };
 }
