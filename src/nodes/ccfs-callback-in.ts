@@ -15,7 +15,8 @@ import { CallbackGuard, parseCallbackBody, CallbackBodyError, type CallbackState
 import { readBillFile, emptySummary } from '../ccfs/bill-file';
 import { CcfsResultError, CcfsAuthError } from '../ccfs/client';
 import { plainAddress } from '../common/http-auth';
-import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
+import { normalisePath, effectivePath, readBody, BodyTooLargeError, type Handler } from './lib/http-endpoint';
+import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { captureRawBodies, capturedBody } from './lib/raw-capture';
 import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
@@ -62,11 +63,7 @@ export = function register(RED: NodeAPI): void {
       status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.noAccount') }, true);
       return;
     }
-    if ((RED.settings as any).httpNodeRoot === false) {
-      node.warn(RED._('ccfs-callback-in.errors.httpDisabled'));
-      status.set({ fill: 'grey', shape: 'ring', text: RED._('ccfs-callback-in.status.httpDisabled') }, true);
-      return;
-    }
+    if (httpNodesDisabled(RED, node, 'ccfs-callback-in', status)) return;
     if (mode !== 'verify') node.warn(RED._(`ccfs-callback-in.errors.mode_${mode}`));
 
     let guard = new CallbackGuard({ maxSkewMs });
@@ -77,13 +74,7 @@ export = function register(RED: NodeAPI): void {
     const inFlight = new Map<string, Promise<boolean>>();
     const controller = new AbortController();
 
-    const lastWarned = new Map<string, number>();
-    const warnOnce = (key: string, text: string) => {
-      const now = Date.now();
-      if ((lastWarned.get(key) ?? 0) + 60_000 > now) return;
-      lastWarned.set(key, now);
-      node.warn(text);
-    };
+    const warnOnce = limitedWarn(node);
 
     const answer = (res: any, code: number, body: string) => {
       if (res.headersSent) return;
@@ -230,22 +221,13 @@ export = function register(RED: NodeAPI): void {
           status.set({ fill: 'red', shape: 'ring', text: err.message.slice(0, 40) }, true);
         });
     };
-    const get: Handler = (_req, res) => {
-      res.status(200).type('text/plain').send('ccfs-callback-in ready\n');
-    };
-
-    let endpoint: Endpoint | null = null;
+    const endpoint = mountReceiver(RED, node, 'ccfs-callback-in', url, [route], post, status);
     let rawCapture: { close(): void } | null = null;
-    try {
-      endpoint = mountEndpoint(RED.httpNode as any, RED.settings as any, node.id, [route], { post, get });
+    if (endpoint) {
       rawCapture = captureRawBodies((RED as any).server, RED.settings as any, [route], limit);
       const problem = account.problem();
       if (problem) status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.badAccount') }, true);
       else status.set({ fill: 'green', shape: 'ring', text: url }, true);
-    } catch (err) {
-      if (!(err instanceof PathInUseError)) throw err;
-      node.error(RED._('ccfs-callback-in.errors.pathInUse', { path: url, owner: err.owner }), { topic: 'error', payload: null } as NodeMessage);
-      status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.pathInUse') }, true);
     }
 
     node.on('close', (removed: boolean, done: () => void) => {

@@ -7,7 +7,8 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
-import { mountEndpoint, normalisePath, effectivePath, readBody, BodyTooLargeError, BodyConsumedError, PathInUseError, type Endpoint, type Handler } from './lib/http-endpoint';
+import { normalisePath, effectivePath, readBody, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
+import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -64,11 +65,7 @@ export = function register(RED: NodeAPI): void {
       return;
     }
 
-    if ((RED.settings as any).httpNodeRoot === false) {
-      node.warn(RED._('cms-cdr-in.errors.httpDisabled'));
-      status.set({ fill: 'grey', shape: 'ring', text: RED._('cms-cdr-in.status.httpDisabled') }, true);
-      return;
-    }
+    if (httpNodesDisabled(RED, node, 'cms-cdr-in', status)) return;
 
     let tracker = new ReceiverTracker(DEFAULT_LIMITS);
     const state = nodeState<ReceiverState>(RED, node, 'cms-cdr-in', def.stateStore, () => tracker.snapshot(), SAVE_DELAY_MS);
@@ -76,15 +73,8 @@ export = function register(RED: NodeAPI): void {
       if (saved) tracker = new ReceiverTracker(DEFAULT_LIMITS, saved);
     });
 
-    // Refusals are answered at once but reported at most once a minute per reason, so a scanner
-    // hammering the endpoint cannot flood the log.
-    const lastWarned = new Map<string, number>();
-    const warnOnce = (key: string, text: string) => {
-      const now = Date.now();
-      if ((lastWarned.get(key) ?? 0) + 60_000 > now) return;
-      lastWarned.set(key, now);
-      node.warn(text);
-    };
+    // refusals are answered at once but reported at most once a minute per reason
+    const warnOnce = limitedWarn(node);
 
     // Set on close: a POST still being read must not be acknowledged, since its messages would go
     // into a stopped flow; CMS gets 503 and sends it again to the new node.
@@ -188,20 +178,9 @@ export = function register(RED: NodeAPI): void {
           }
         });
     };
-    const get: Handler = (_req, res) => {
-      res.status(200).type('text/plain').send('cms-cdr-in ready\n');
-    };
-
     const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
-    let endpoint: Endpoint | null = null;
-    try {
-      endpoint = mountEndpoint(RED.httpNode as any, RED.settings as any, node.id, paths, { post, get });
-      status.set({ fill: 'green', shape: 'ring', text: url }, true);
-    } catch (err) {
-      if (!(err instanceof PathInUseError)) throw err;
-      node.error(RED._('cms-cdr-in.errors.pathInUse', { path: url, owner: err.owner }), { topic: 'error', payload: null } as NodeMessage);
-      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.pathInUse') }, true);
-    }
+    const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
+    if (endpoint) status.set({ fill: 'green', shape: 'ring', text: url }, true);
 
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
