@@ -5,16 +5,19 @@ const { Pool } = require('undici');
 const fs = require('node:fs');
 
 const [url, seconds, connections, rate, bodiesFile] = process.argv.slice(2);
-const bodies = JSON.parse(fs.readFileSync(bodiesFile, 'utf8'));
+// an array of arrays: one list per connection, sent in order (like one CMS call bridge each)
+const lists = JSON.parse(fs.readFileSync(bodiesFile, 'utf8'));
 const u = new URL(url);
 const pool = new Pool(u.origin, { connections: Number(connections), pipelining: 1 });
 const end = Date.now() + Number(seconds) * 1000;
 const latencies = [];
-let sent = 0, ok = 0, failed = 0, next = 0;
+let sent = 0, ok = 0, failed = 0;
 const interval = Number(rate) > 0 ? 1000 / Number(rate) : 0;
 let due = Date.now();
 
-async function worker() {
+async function worker(w) {
+  const bodies = lists[w % lists.length];
+  let next = 0;
   while (Date.now() < end) {
     if (interval) {
       const wait = due - Date.now();
@@ -35,7 +38,7 @@ async function worker() {
   }
 }
 
-Promise.all(Array.from({ length: Number(connections) }, worker)).then(async () => {
+Promise.all(Array.from({ length: Number(connections) }, (_, w) => worker(w))).then(async () => {
   await pool.close();
   latencies.sort((a, b) => a - b);
   const p = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;

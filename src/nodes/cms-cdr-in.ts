@@ -153,15 +153,18 @@ export = function register(RED: NodeAPI): void {
               clearTimeout(timer);
               awaitingFlow.delete(res);
             });
-            node.send([msg, warnMsgs] as any);
+            node.send(msg);
+            for (const w of warnMsgs) node.send([null, w]);
             return;
           }
-          if (fresh.length > 0 || warnMsgs.length > 0) {
-            const outMsgs = perPost
-              ? fresh.length > 0 ? [postMessage(fresh, doc.session, doc.callBridge, meta)] : []
-              : fresh.map((r) => recordMessage(r, meta));
-            node.send([outMsgs, warnMsgs] as any);
+          // One send per message: Node-RED deep-clones every message after the first of a single send
+          // call (they might share objects); ours are built fresh for this send, so that clone is waste.
+          if (perPost) {
+            if (fresh.length > 0) node.send(postMessage(fresh, doc.session, doc.callBridge, meta));
+          } else {
+            for (const r of fresh) node.send(recordMessage(r, meta));
           }
+          for (const w of warnMsgs) node.send([null, w]);
           delivered();
           res.status(200).end();
         })
