@@ -124,9 +124,9 @@ export = function register(RED: NodeAPI): void {
             state.changed();
             received += fresh.length;
             const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
-            status.set(warnings.length > 0
+            status.set(() => (warnings.length > 0
               ? { fill: 'yellow', shape: 'dot', text: `${url} · ${count(received)}${dup} · ${warnings[0].kind}` }
-              : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` });
+              : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` }));
           };
           const warnMsgs = warnings.map((w) => warningMessage(w, meta));
           for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));

@@ -4,18 +4,19 @@
 import type { Node, NodeStatus } from 'node-red';
 
 export class ThrottledStatus {
-  private pending: NodeStatus | null = null;
+  private pending: NodeStatus | (() => NodeStatus) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private last = 0;
 
   constructor(private readonly node: Node, private readonly intervalMs = 1000) {}
 
-  set(status: NodeStatus, immediate = false): void {
+  /** `status` may be a function, so a hot path builds the text only when it will be shown. */
+  set(status: NodeStatus | (() => NodeStatus), immediate = false): void {
     const now = Date.now();
     if (immediate || now - this.last >= this.intervalMs) {
       this.last = now;
       this.pending = null;
-      this.node.status(status);
+      this.node.status(typeof status === 'function' ? status() : status);
       return;
     }
     this.pending = status;
