@@ -201,7 +201,8 @@ describe('comx-cdr-fetch node', function () {
     const first = collect(helper.getNode('out'), 12);
     helper.getNode('f').receive({});
     await first;
-    await settle(100);
+    // the state is written (fsync, rename) after the window was sent: wait for it, however busy the machine
+    for (let i = 0; i < 200 && !fs.existsSync(stateFile); i++) await settle(25);
     const cursor = JSON.parse(fs.readFileSync(stateFile, 'utf8')).cursor;
     clock.tick(30 * MIN);
     sim.faults.fail500 = 100;
