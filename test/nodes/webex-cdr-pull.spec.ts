@@ -19,7 +19,7 @@ describe('webex-cdr-pull node', function () {
   let refreshToken: string;
 
   beforeEach(async () => {
-    clock = new VirtualClock(now0);
+    clock = new VirtualClock(now0, 15); // 15 ms of real time per virtual sleep: requests already sent land first, even on a busy machine
     sim = await new WebexApiSim({ clock }).start();
     refreshToken = sim.issueRefreshToken();
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webex-pull-'));
