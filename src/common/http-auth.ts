@@ -65,19 +65,20 @@ export function basicAuthOk(header: string | undefined, expected: { user: string
   return userOk && passOk;
 }
 
-export type Refusal = { status: 401 | 403; reason: string; challenge?: string };
+/** `code` names the rule that refused (for the caller's message catalog); `reason` is plain English. */
+export type Refusal = { status: 401 | 403; code: 'address' | 'token' | 'basic'; reason: string; challenge?: string };
 
 /** Applies the rules in order: address, token, Basic. Returns null when the sender may post. */
 export function checkSender(
   rules: SenderRules,
   req: { address: string; authorization?: string; token?: string | null },
 ): Refusal | null {
-  if (!addressAllowed(rules.allow, req.address)) return { status: 403, reason: 'sender address not allowed' };
+  if (!addressAllowed(rules.allow, req.address)) return { status: 403, code: 'address', reason: 'sender address not allowed' };
   if (rules.token !== null && (req.token == null || !sameSecret(req.token, rules.token))) {
-    return { status: 401, reason: 'missing or wrong token' };
+    return { status: 401, code: 'token', reason: 'missing or wrong token' };
   }
   if (rules.basic !== null && !basicAuthOk(req.authorization, rules.basic)) {
-    return { status: 401, reason: 'missing or wrong credentials', challenge: 'Basic realm="cdr", charset="UTF-8"' };
+    return { status: 401, code: 'basic', reason: 'missing or wrong credentials', challenge: 'Basic realm="cdr", charset="UTF-8"' };
   }
   return null;
 }

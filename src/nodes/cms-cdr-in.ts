@@ -96,8 +96,9 @@ export = function register(RED: NodeAPI): void {
       const refusal = checkSender(rules, { address: remote, authorization: req.headers.authorization, token: tokenGiven });
       if (refusal) {
         if (refusal.challenge) res.setHeader('WWW-Authenticate', refusal.challenge);
-        res.status(refusal.status).type('text/plain').send(`${refusal.reason}\n`);
-        warnOnce(refusal.reason, RED._('cms-cdr-in.errors.refused', { status: refusal.status, reason: refusal.reason, remote }));
+        const reason = RED._(`cms-cdr-in.refused.${refusal.code}`);
+        res.status(refusal.status).type('text/plain').send(`${reason}\n`);
+        warnOnce(refusal.code, RED._('cms-cdr-in.errors.refused', { status: refusal.status, reason, remote }));
         status.set({ fill: 'yellow', shape: 'ring', text: `${refusal.status}: ${remote}` }, true);
         return;
       }
