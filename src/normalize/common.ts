@@ -1,0 +1,97 @@
+/** Pieces every mapper shares: empty values, UTC text, durations and their invariants. */
+import type { CdrRecord } from './schema';
+import { NormalizeError } from './schema';
+
+/** `""`, `"NA"`, `"na"`, null and undefined become null; anything else becomes its text. */
+export function text(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string') {
+    const t = v.trim();
+    return t === '' || t === 'NA' || t === 'na' ? null : t;
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return null;
+}
+
+/** Milliseconds of a UTC ISO time, or null. */
+export function ms(iso: string | null): number | null {
+  if (iso === null) return null;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? null : t;
+}
+
+/** UTC ISO 8601 with Z; milliseconds kept only when the source had them. */
+export function iso(t: number, withMs = false): string {
+  const s = new Date(t).toISOString();
+  return withMs && t % 1000 !== 0 ? s : `${s.slice(0, 19)}Z`;
+}
+
+/** A non-negative integer of seconds from a number or digit string, else null. */
+export function seconds(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v) : null;
+  if (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v)) return Math.round(Number(v));
+  return null;
+}
+
+/**
+ * Makes durations consistent: integers >= 0, billable <= duration (clamped and flagged), unanswered
+ * legs bill 0, ring = answer − start when both are known.
+ */
+export function settleDurations(r: CdrRecord): void {
+  r.duration_s = Math.max(0, Math.round(r.duration_s));
+  r.billable_s = r.answered ? Math.max(0, Math.round(r.billable_s)) : 0;
+  if (r.billable_s > r.duration_s) {
+    r.billable_s = r.duration_s;
+    r.flags.push('billable_clamped');
+  }
+  if (!r.answered) r.answer_time = null;
+  const s = ms(r.start_time), a = ms(r.answer_time);
+  if (r.ring_s === null && s !== null && a !== null) {
+    r.ring_s = Math.max(0, Math.round((a - s) / 1000));
+    if (!r.derived.includes('ring_s')) r.derived.push('ring_s');
+  }
+}
+
+export function required(v: string | null, what: string): string {
+  if (v === null || v === '') throw new NormalizeError(`${what} is missing`);
+  return v;
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+import { parseLocal, zonedToUtc, type LocalParts } from '../common/time';
+
+export interface LocalRead {
+  ms: number;
+  ambiguous: boolean;
+  nonexistent: boolean;
+}
+
+const hourOffsets = new Map<string, number | null>();
+const wallMs = (p: LocalParts) => Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+
+/**
+ * A zone-less local time (`yyyy-MM-dd HH:mm:ss`) in `zone` → UTC ms, saying when DST made it ambiguous
+ * (the earlier instant is taken) or impossible. The offset is remembered per zone and local hour when
+ * no change falls inside that hour; such hours are converted one by one.
+ */
+export function readLocal(textIn: string, zone: string): LocalRead | null {
+  const p = parseLocal(textIn);
+  if (!p) return null;
+  const key = `${zone}|${p.year}-${p.month}-${p.day}T${p.hour}`;
+  let off = hourOffsets.get(key);
+  if (off === undefined) {
+    const first = zonedToUtc({ ...p, minute: 0, second: 0 }, zone);
+    const last = zonedToUtc({ ...p, minute: 59, second: 59 }, zone);
+    const a = wallMs({ ...p, minute: 0, second: 0 }) - first.date.getTime();
+    const b = wallMs({ ...p, minute: 59, second: 59 }) - last.date.getTime();
+    off = first.ambiguous || first.nonexistent || last.ambiguous || last.nonexistent || a !== b ? null : a;
+    if (hourOffsets.size > 50_000) hourOffsets.clear();
+    hourOffsets.set(key, off);
+  }
+  if (off !== null) return { ms: wallMs(p) - off, ambiguous: false, nonexistent: false };
+  const z = zonedToUtc(p, zone);
+  return { ms: z.date.getTime(), ambiguous: z.ambiguous, nonexistent: z.nonexistent };
+}
