@@ -54,12 +54,16 @@ export function mapCcfsRow(row: CdrRow, meta: CcfsMeta, opts: MapOptions): CdrRe
   const times: Record<string, string | null> = { call_begin: row.call_begin, ack_begin: row.ack_begin, call_end: row.call_end };
   if (opts.zone) {
     r.source_timezone = opts.zone;
+    let beginMs: number | null = null;
     for (const col of TIME_COLS) {
       const cell = text(row.raw[COL_INDEX[col]]);
       if (cell === null) { times[col] = null; continue; }
       const got = readLocal(cell, opts.zone);
       if (!got) { times[col] = row[col]; continue; }
-      times[col] = iso(got.ms);
+      // an ambiguous later time that would fall before the start can only be the second of the two
+      const t: number = got.ambiguous && got.laterMs !== undefined && beginMs !== null && got.ms < beginMs ? got.laterMs : got.ms;
+      if (col === 'call_begin') beginMs = t;
+      times[col] = iso(t);
       const field = col === 'call_begin' ? 'start_time' : col === 'call_end' ? 'end_time' : 'answer_time';
       if (got.ambiguous) r.flags.push(`${field}_ambiguous`);
       if (got.nonexistent) r.flags.push(`${field}_nonexistent`);

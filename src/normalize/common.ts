@@ -66,6 +66,8 @@ import { parseLocal, zonedToUtc, type LocalParts } from '../common/time';
 export interface LocalRead {
   ms: number;
   ambiguous: boolean;
+  /** For an ambiguous time: the later of the two instants. */
+  laterMs?: number;
   nonexistent: boolean;
 }
 
@@ -93,5 +95,5 @@ export function readLocal(textIn: string, zone: string): LocalRead | null {
   }
   if (off !== null) return { ms: wallMs(p) - off, ambiguous: false, nonexistent: false };
   const z = zonedToUtc(p, zone);
-  return { ms: z.date.getTime(), ambiguous: z.ambiguous, nonexistent: z.nonexistent };
+  return { ms: z.date.getTime(), ambiguous: z.ambiguous, laterMs: z.alternative?.getTime(), nonexistent: z.nonexistent };
 }
