@@ -45,7 +45,14 @@ export function settleDurations(r: CdrRecord): void {
     r.flags.push('billable_clamped');
   }
   if (!r.answered) r.answer_time = null;
-  const s = ms(r.start_time), a = ms(r.answer_time);
+  const s = ms(r.start_time), e = ms(r.end_time);
+  let a = ms(r.answer_time);
+  if (a !== null && ((s !== null && a < s) || (e !== null && a > e))) {
+    // a source answer time outside its own start..end cannot be placed: dropped, never bent
+    r.answer_time = null;
+    a = null;
+    r.flags.push('answer_time_out_of_range');
+  }
   if (r.ring_s === null && s !== null && a !== null) {
     r.ring_s = Math.max(0, Math.round((a - s) / 1000));
     if (!r.derived.includes('ring_s')) r.derived.push('ring_s');

@@ -29,6 +29,7 @@ export interface RecordingRef {
  * - `leg_start_missing` (CMS): the leg's callLegStart was never seen; start derived from end − duration.
  * - `leg_end_missing` (CMS): emitted when the state limit pushed an unfinished leg out.
  * - `billable_clamped`: the source's billable seconds exceeded its duration; billable_s was cut to duration_s.
+ * - `answer_time_out_of_range`: the source's answer time lay outside its start..end; answer_time set to null.
  * - `call_incomplete` (CC-FS): the call's last (-1) row had not arrived when the group was emitted.
  */
 export type Flag = string;
