@@ -1,6 +1,9 @@
 /** Pieces every mapper shares: empty values, UTC text, durations and their invariants. */
 import type { CdrRecord } from './schema';
 import { NormalizeError } from './schema';
+import { isoMs } from './iso';
+
+export { isoMs };
 
 /** `""`, `"NA"`, `"na"`, null and undefined become null; anything else becomes its text. */
 export function text(v: unknown): string | null {
@@ -16,14 +19,32 @@ export function text(v: unknown): string | null {
 /** Milliseconds of a UTC ISO time, or null. */
 export function ms(iso: string | null): number | null {
   if (iso === null) return null;
+  const fast = isoMs(iso);
+  if (!Number.isNaN(fast)) return fast;
   const t = Date.parse(iso);
   return Number.isNaN(t) ? null : t;
 }
 
-/** UTC ISO 8601 with Z; milliseconds kept only when the source had them. */
+const dayPrefix = new Map<number, string>();
+/** UTC ISO 8601 with Z; milliseconds kept only when the source had them. The date part is cached per day. */
 export function iso(t: number, withMs = false): string {
-  const s = new Date(t).toISOString();
-  return withMs && t % 1000 !== 0 ? s : `${s.slice(0, 19)}Z`;
+  const day = Math.floor(t / 86_400_000);
+  let prefix = dayPrefix.get(day);
+  if (prefix === undefined) {
+    if (dayPrefix.size > 20_000) dayPrefix.clear();
+    prefix = new Date(day * 86_400_000).toISOString().slice(0, 11); // 2026-01-05T
+    dayPrefix.set(day, prefix);
+  }
+  let rest = t - day * 86_400_000;
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  const sec = Math.floor(rest / 1000);
+  const milli = rest - sec * 1000;
+  const base = `${prefix}${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}`;
+  if (!withMs || milli === 0) return `${base}Z`;
+  return `${base}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
 
 /** A non-negative integer of seconds from a number or digit string, else null. */

@@ -3,10 +3,9 @@
  * The typed row already carries its start in UTC (converted with the PBX zone, DST ambiguity
  * reported), so that is used as is and the local text kept in source_local_start.
  */
-import { createHash } from 'node:crypto';
 import type { ComxCdr } from '../comx/index-file';
 import { newRecord, NormalizeError, type CdrRecord, type Direction, type RecordingRef } from './schema';
-import { cdrId } from './id';
+import { cdrId, hexDigest } from './id';
 import { iso, ms, required, settleDurations, text, isObject } from './common';
 import type { MapOptions } from './options';
 
@@ -23,7 +22,7 @@ const DIRECTION: Record<string, Direction> = {
 export function comxRecordId(c: ComxCdr): string {
   const base = [c.uniqueId, c.startLocal, c.callType, c.extension ?? '', c.dialledNumber ?? '', c.externalCallerId ?? '',
     c.disposition, c.duration, c.billableSeconds, c.recordingSize, c.recordingFile ?? ''].join(',');
-  return `${c.uniqueId}#${createHash('sha1').update(base).digest('hex').slice(0, 12)}`;
+  return `${c.uniqueId}#${hexDigest('sha1', base).slice(0, 12)}`;
 }
 
 export interface ComxMeta {

@@ -3,6 +3,8 @@
  * leg as the source reports it, snake_case so a row maps straight onto a SQL table.
  */
 
+import { isoMs } from './iso';
+
 export const SCHEMA_VERSION = '1' as const;
 
 export const SOURCE_TYPES = ['cms', 'comx', 'webex', 'ccfs'] as const;
@@ -109,7 +111,6 @@ export class NormalizeError extends Error {
   }
 }
 
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
 const DIRECTION_SET = new Set<string>(DIRECTIONS);
 const OUTCOME_SET = new Set<string>(OUTCOMES);
 const SOURCE_SET = new Set<string>(SOURCE_TYPES);
@@ -119,7 +120,15 @@ const STRING_OR_NULL: Array<keyof CdrRecord> = [
   'dst_channel', 'source_timezone', 'source_local_start',
 ];
 
-const isoMs = (s: string | null) => (s === null ? null : Date.parse(s));
+const timeMs = (s: string | null) => (s === null ? null : isoMs(s));
+function isHex64(s: string): boolean {
+  if (s.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
 
 /** Every invariant of schema 1. Returns the list of broken ones (empty = valid). */
 export function validateCdr(r: CdrRecord): string[] {
@@ -130,16 +139,16 @@ export function validateCdr(r: CdrRecord): string[] {
   for (const k of ['id', 'source_instance', 'source_record_id'] as const) {
     if (typeof r[k] !== 'string' || r[k] === '') bad.push(`${k} must be a non-empty string`);
   }
-  if (typeof r.id === 'string' && !/^[0-9a-f]{64}$/.test(r.id)) bad.push('id must be 64 hex characters (sha256)');
+  if (typeof r.id === 'string' && !isHex64(r.id)) bad.push('id must be 64 hex characters (sha256)');
   for (const k of STRING_OR_NULL) {
     const v = r[k];
     if (v !== null && (typeof v !== 'string' || v === '')) bad.push(`${k} must be a non-empty string or null`);
   }
   for (const k of ['start_time', 'answer_time', 'end_time'] as const) {
     const v = r[k];
-    if (v !== null && (typeof v !== 'string' || !ISO_UTC.test(v) || Number.isNaN(Date.parse(v)))) bad.push(`${k} must be ISO 8601 UTC with Z or null`);
+    if (v !== null && (typeof v !== 'string' || Number.isNaN(isoMs(v)))) bad.push(`${k} must be ISO 8601 UTC with Z or null`);
   }
-  if (typeof r.observed_at !== 'string' || !ISO_UTC.test(r.observed_at)) bad.push('observed_at must be ISO 8601 UTC with Z');
+  if (typeof r.observed_at !== 'string' || Number.isNaN(isoMs(r.observed_at))) bad.push('observed_at must be ISO 8601 UTC with Z');
   if (r.start_time === null && r.end_time === null) bad.push('start_time or end_time must be known');
   for (const k of ['duration_s', 'billable_s'] as const) {
     if (!Number.isInteger(r[k]) || r[k] < 0) bad.push(`${k} must be an integer >= 0`);
@@ -152,7 +161,7 @@ export function validateCdr(r: CdrRecord): string[] {
   if (r.answered !== (r.outcome === 'answered')) bad.push('answered must be true exactly when outcome is "answered"');
   if (!r.answered && r.billable_s !== 0) bad.push('an unanswered leg has billable_s 0');
   if (!r.answered && r.answer_time !== null) bad.push('an unanswered leg has no answer_time');
-  const s = isoMs(r.start_time), a = isoMs(r.answer_time), e = isoMs(r.end_time);
+  const s = timeMs(r.start_time), a = timeMs(r.answer_time), e = timeMs(r.end_time);
   if (s !== null && e !== null && e < s) bad.push('end_time before start_time');
   if (s !== null && a !== null && a < s) bad.push('answer_time before start_time');
   if (a !== null && e !== null && e < a) bad.push('end_time before answer_time');
