@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import supertest from 'supertest';
-import { helper, translate, settle } from '../helpers/red';
+import { helper, translate, settle, coreNode } from '../helpers/red';
 import { mividasPosts } from '../helpers/fixtures';
 import { ComxSimulator, generateCalls } from '../simulators/comx-server';
 import { WebexApiSim, VirtualClock } from '../simulators/webex-api';
@@ -25,7 +25,8 @@ import ccfsCallback from '../../src/nodes/ccfs-callback-in';
 import cdrNormalize from '../../src/nodes/cdr-normalize';
 
 const example = path.join(__dirname, '..', '..', 'examples', 'All CDR sources into one table, with alerts.json');
-const core = (p: string) => require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', p));
+// core nodes of the Node-RED under test (NODE_RED_PATH: Node-RED 5 in npm run test:nr5)
+const core = coreNode;
 /** Our catalogs for our keys; core nodes' own keys echo back. Keeps the RED the nodes saw. */
 let RED: any = null;
 const tolerant = (mod: any) => (red: any) => {
