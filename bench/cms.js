@@ -136,7 +136,7 @@ async function measure(name, url, file, counter) {
   const bareValid = await startBare(true);
   const base = `http://127.0.0.1:${nr.port}`;
   const results = [];
-  for (const perPost of [1, 20]) {
+  for (const perPost of (process.env.BENCH_PER_POST ? [Number(process.env.BENCH_PER_POST)] : [1, 20])) {
     // enough posts that no connection wraps around within a measurement (a wrapped post would be a resend)
     const file = bodies(perPost, 1, perPost === 1 ? 80000 : 8000);
     // warm-up (its own session, so the measured run is not filtered as resends), then each side in turn
