@@ -127,6 +127,7 @@ for (const [set, file] of Object.entries(pkg['node-red'].nodes)) {
   check('F01', has(path.posix.join(path.posix.dirname(file), 'locales/en-US', `${set}.json`)), `the package ships the ${set} locale`);
 }
 check('F01', has('nodes/icons/'), 'the package ships nodes/icons/');
+for (const f of listFiles(path.join(root, 'resources'))) check('F01', has(path.relative(root, f).split(path.sep).join('/')), `the package ships ${path.relative(root, f)}`);
 check('F01', exampleFiles.every((f) => has(path.relative(root, f).split(path.sep).join('/'))), 'the package ships every example');
 for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) check('F01', has(f), `the package ships ${f}`);
 for (const p of ['src/', 'test/', 'bench/', 'scripts/', '.node-red/', '.ci/', 'node_modules/']) check('F02', !has(p), `the package leaves out ${p}`);
