@@ -5,14 +5,13 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import supertest from 'supertest';
 import cmsCdrIn from '../../src/nodes/cms-cdr-in';
 import cmsCallTracker from '../../src/nodes/cms-call-tracker';
 import cmsCallMessage from '../../src/nodes/cms-call-message';
 import cmsServer from '../../src/nodes/cms-server';
-import { helper, capture, coreNode } from '../helpers/red';
+import { helper, capture, coreNode, useTempUserDir } from '../helpers/red';
 import { own, shared } from '../helpers/fixtures';
 import { CmsApiSimulator } from '../simulators/cms-api';
 
@@ -41,27 +40,13 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
 
 describe('CMS example flows', function () {
   this.timeout(30_000);
-  let userDir: string;
-  let savedUserDir: unknown;
-  before(() => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cms-examples-'));
-    const settings = (helper as any).settings();
-    savedUserDir = settings.userDir;
-    settings.userDir = userDir;
-  });
-  after(() => {
-    (helper as any).settings().userDir = savedUserDir;
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await helper.unload();
-    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
-  });
+  // state files go to a temporary user directory, not ~/.node-red; each test starts without saved state
+  const tmp = useTempUserDir('suite', 'cms-examples-');
 
   describe('CMS CDRs to SQLite with API and admin page', () => {
     it('stores posted records and serves the sample app\'s API byte for byte, and the admin page', async () => {
       const sqlite3 = require('sqlite3');
-      const dbFile = path.join(userDir, 'records.db');
+      const dbFile = path.join(tmp.dir(), 'records.db');
       const flow = loadExample('CMS CDRs to SQLite with API and admin page');
       const dbNode = flow.find((n) => n.type === 'sqlitedb');
       assert.equal(dbNode.db, 'cms-cdr-records.db');
@@ -120,7 +105,7 @@ describe('CMS example flows', function () {
 
     it('does not acknowledge records it could not store: CMS gets 503 and the resend is stored', async () => {
       const sqlite3 = require('sqlite3');
-      const dbFile = path.join(userDir, 'records-fail.db');
+      const dbFile = path.join(tmp.dir(), 'records-fail.db');
       const flow = loadExample('CMS CDRs to SQLite with API and admin page');
       flow.find((n) => n.type === 'sqlitedb').db = dbFile;
       flow.find((n) => n.type === 'cms-cdr-in').ackTimeout = 0.5; // the example waits 30 s

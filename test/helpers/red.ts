@@ -76,3 +76,47 @@ export function coreNodesDir(): string {
 export function coreNode(rel: string): (RED: any) => void {
   return require(path.join(coreNodesDir(), 'core', rel));
 }
+
+/**
+ * Mocha hooks for node tests: a temporary Node-RED user directory (state files land there, never in
+ * ~/.node-red), removed afterwards.
+ * - 'each': every test gets a new directory and a started test server (helper.startServer/stopServer);
+ * - 'suite': one directory for the describe block; each test unloads its flow and starts without state.
+ * `dir()` gives the current directory, e.g. to pass more settings: helper.settings({ userDir: dir(), ... }).
+ */
+export function useTempUserDir(scope: 'each' | 'suite', prefix = 'cdrflow-test-'): { dir(): string } {
+  let userDir = '';
+  const make = () => {
+    userDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), prefix));
+  };
+  if (scope === 'each') {
+    beforeEach(async () => {
+      make();
+      helper.settings({ userDir });
+      await helper.startServer();
+    });
+    afterEach(async () => {
+      await helper.unload();
+      await helper.stopServer();
+      helper.settings({});
+      fs.rmSync(userDir, { recursive: true, force: true });
+    });
+  } else {
+    let saved: unknown;
+    before(() => {
+      make();
+      const settings = (helper as any).settings();
+      saved = settings.userDir;
+      settings.userDir = userDir;
+    });
+    after(() => {
+      (helper as any).settings().userDir = saved;
+      fs.rmSync(userDir, { recursive: true, force: true });
+    });
+    afterEach(async () => {
+      await helper.unload();
+      fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
+    });
+  }
+  return { dir: () => userDir };
+}

@@ -5,33 +5,18 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import supertest from 'supertest';
 import cmsCdrIn from '../../src/nodes/cms-cdr-in';
 import cdrNormalize from '../../src/nodes/cdr-normalize';
-import { helper, capture, collect, settle, coreNode } from '../helpers/red';
+import { helper, capture, collect, settle, coreNode, useTempUserDir } from '../helpers/red';
 import { mividasPosts, shared } from '../helpers/fixtures';
 import { validateCdr } from '../../src/normalize';
 
 describe('cdr-normalize node', function () {
   this.timeout(20_000);
-  let userDir: string;
-  let savedUserDir: unknown;
-  before(() => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdr-normalize-node-'));
-    const settings = (helper as any).settings();
-    savedUserDir = settings.userDir;
-    settings.userDir = userDir;
-  });
-  after(() => {
-    (helper as any).settings().userDir = savedUserDir;
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await helper.unload();
-    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
-  });
+  // state files go to a temporary user directory, not ~/.node-red; each test starts without saved state
+  const tmp = useTempUserDir('suite', 'cdr-normalize-node-');
 
   const flow = (norm: Record<string, unknown> = {}) => [
     { id: 'tab', type: 'tab', label: 'normalize' },
@@ -69,7 +54,7 @@ describe('cdr-normalize node', function () {
     for (const body of posts.slice(0, 5)) await http.post('/cdr-norm').type('application/xml').send(body).expect(200);
     await settle(100);
     await helper.unload(); // close flushes the state file
-    const file = path.join(userDir, 'cdrflow-state', 'cdr-normalize-norm.json');
+    const file = path.join(tmp.dir(), 'cdrflow-state', 'cdr-normalize-norm.json');
     assert.ok(fs.existsSync(file), 'state file written');
     http = await load();
     const got = collect(helper.getNode('out'), 2);

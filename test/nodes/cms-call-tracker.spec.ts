@@ -3,13 +3,10 @@
  * output 1, summaries on output 2, the state kept across a restart of the flows.
  */
 import { strict as assert } from 'node:assert';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import supertest from 'supertest';
 import cmsCdrIn from '../../src/nodes/cms-cdr-in';
 import cmsCallTracker from '../../src/nodes/cms-call-tracker';
-import { helper, capture, collect, settle } from '../helpers/red';
+import { helper, capture, collect, settle, useTempUserDir } from '../helpers/red';
 import { own } from '../helpers/fixtures';
 
 const CALL = '0b6f6d53-5bb3-4b25-9a5c-000000000001';
@@ -22,7 +19,6 @@ function rec(type: string, id: string, body: string): string {
 const post = (...records: string[]) => `<?xml version="1.0"?><records session="5e55e55e-0000-4000-8000-000000000001">${records.join('')}</records>`;
 
 describe('cms-call-tracker node', function () {
-  let userDir: string;
   const cdrIn = capture(cmsCdrIn as any);
   const tracker = capture(cmsCallTracker as any);
 
@@ -34,23 +30,8 @@ describe('cms-call-tracker node', function () {
     { id: 'sum', z: 'tab', type: 'helper' },
   ];
 
-  // state files go to a temporary user directory, not ~/.node-red
-  let savedUserDir: unknown;
-  before(() => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cms-tracker-node-'));
-    const settings = (helper as any).settings();
-    savedUserDir = settings.userDir;
-    settings.userDir = userDir;
-  });
-  after(() => {
-    (helper as any).settings().userDir = savedUserDir;
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await helper.unload();
-    // each test starts with no saved state (the restart test reloads within itself)
-    fs.rmSync(path.join(userDir, 'cdrflow-state'), { recursive: true, force: true });
-  });
+  // state files go to a temporary user directory, not ~/.node-red; each test starts without saved state
+  const tmp = useTempUserDir('suite', 'cms-tracker-node-');
 
   for (const values of ['typed', 'xmltodict']) {
     it(`announces externals and restricted calls, and summarises (${values} records)`, async () => {

@@ -4,30 +4,16 @@
  * CMS resend is emitted again instead of being dropped as a duplicate.
  */
 import { strict as assert } from 'node:assert';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
-import { helper, capture, collect, settle, coreNode } from '../helpers/red';
+import { helper, capture, collect, settle, coreNode, useTempUserDir } from '../helpers/red';
 import { mividasPosts } from '../helpers/fixtures';
 
 describe('cms-cdr-in acknowledged by the flow', () => {
-  let userDir: string;
+  useTempUserDir('each');
   const { module: node, red } = capture(cmsCdrIn as any);
   const httpin = coreNode('network/21-httpin.js');
 
-  beforeEach(async () => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
-    helper.settings({ userDir });
-    await helper.startServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    await helper.stopServer();
-    helper.settings({});
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
 
   const flow = (status: string, extra: Record<string, unknown> = {}): any[] => [
     { id: 'tab', type: 'tab' },

@@ -1,30 +1,17 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
-import { helper, capture, collect, settle } from '../helpers/red';
+import { helper, capture, collect, settle, useTempUserDir } from '../helpers/red';
 import { mividasPosts, shared, own, envelope, sortKeys } from '../helpers/fixtures';
 
 const XML = 'text/xml';
 
 describe('cms-cdr-in node', () => {
-  let userDir: string;
+  const { dir } = useTempUserDir('each');
   const { module: node, red } = capture(cmsCdrIn as any);
-
-  beforeEach(async () => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
-    helper.settings({ userDir });
-    await helper.startServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    await helper.stopServer();
-    helper.settings({});
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
 
   const flow = (props: Record<string, unknown> = {}): any[] => [
     { id: 'tab', type: 'tab' },
@@ -255,7 +242,7 @@ describe('cms-cdr-in node', () => {
       assert.equal((await post(mividasPosts()[0])).status, 200);
       await got;
       await helper.unload(); // close flushes the window to the userDir file
-      assert.ok(fs.readdirSync(path.join(userDir, 'cdrflow-state')).some((f) => f.startsWith('cms-cdr-in-in')));
+      assert.ok(fs.readdirSync(path.join(dir(), 'cdrflow-state')).some((f) => f.startsWith('cms-cdr-in-in')));
       await helper.load(node, flow());
       const seen: any[] = [];
       helper.getNode('out').on('input', (m: any) => seen.push(m));
@@ -267,14 +254,14 @@ describe('cms-cdr-in node', () => {
     });
 
     it('runs httpNodeMiddleware from settings before its handler', async () => {
-      helper.settings({ userDir, httpNodeMiddleware: (req: any, res: any, next: any) => (req.headers['x-deny'] ? res.status(418).end() : next()) });
+      helper.settings({ userDir: dir(), httpNodeMiddleware: (req: any, res: any, next: any) => (req.headers['x-deny'] ? res.status(418).end() : next()) });
       await helper.load(node, flow());
       assert.equal((await post(mividasPosts()[0]).set('x-deny', '1')).status, 418);
       assert.equal((await post(mividasPosts()[0])).status, 200);
     });
 
     it('adds CORS headers when httpNodeCors is set', async () => {
-      helper.settings({ userDir, httpNodeCors: { origin: '*' } });
+      helper.settings({ userDir: dir(), httpNodeCors: { origin: '*' } });
       await helper.load(node, flow());
       const res = await post(mividasPosts()[0]).set('origin', 'http://example.test');
       assert.equal(res.headers['access-control-allow-origin'], '*');
@@ -284,18 +271,7 @@ describe('cms-cdr-in node', () => {
 
 describe('cms-cdr-in node under random input', () => {
   const { module: node, red } = capture(cmsCdrIn as any);
-  let userDir: string;
-  before(async () => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
-    helper.settings({ userDir });
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.unload();
-    await helper.stopServer();
-    helper.settings({});
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
+  useTempUserDir('each');
 
   it('answers every mutated post with 200 or 400, and 200 only when every record was sent on', async () => {
     await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/fuzz', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
@@ -323,22 +299,11 @@ describe('cms-cdr-in node under random input', () => {
 
 describe('cms-cdr-in behind a parser that already read the body', () => {
   const { module: node, red } = capture(cmsCdrIn as any);
-  let userDir: string;
-  before(async () => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
-    // what the editor's JSON parser does to JSON posts when httpAdminRoot and httpNodeRoot are both "/"
-    const express = require('express');
-    helper.settings({ userDir, httpNodeMiddleware: express.json() });
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.unload();
-    await helper.stopServer();
-    helper.settings({});
-    fs.rmSync(userDir, { recursive: true, force: true });
-  });
+  const { dir } = useTempUserDir('each');
 
   it('answers 415 at once instead of waiting for a body that will never come, and still takes XML', async () => {
+    // what the editor's JSON parser does to JSON posts when httpAdminRoot and httpNodeRoot are both "/"
+    helper.settings({ userDir: dir(), httpNodeMiddleware: require('express').json() });
     await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/cdr', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
     const res = await supertest(red.RED.httpNode).post('/cdr').set('content-type', 'application/json').send('{"records":[]}').timeout(5000);
     assert.equal(res.status, 415);
