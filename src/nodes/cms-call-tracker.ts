@@ -1,7 +1,7 @@
 /**
  * cms-call-tracker: folds the records of cms-cdr-in into live call state (src/cms/tracker.ts) and sends
  * (1) one message each time a call's security state changes, with the notice text to show, and
- * (2) a summary when a call ends. The state survives redeploys and restarts (openStateStore).
+ * (2) a summary when a call ends. The state survives redeploys and restarts (nodeState).
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import {
