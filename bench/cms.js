@@ -117,6 +117,7 @@ function startBare(validate) {
  * wall-clock rates mostly measure the neighbours.
  */
 async function measure(name, url, file, counter) {
+  const profile = process.env.BENCH_PROFILE && name === 'cms-cdr-in' ? await startProfile() : null;
   const before = counter();
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
@@ -126,7 +127,27 @@ async function measure(name, url, file, counter) {
   const secs = (Date.now() - t0 - 200) / 1000;
   const n = counter() - before;
   if (result.failed) console.log(`  ${name}: ${result.failed} failed requests`);
+  if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-cdr-in-${Date.now()}.cpuprofile`));
   return { rate: n / secs, perCpu: n / ((cpu.user + cpu.system) / 1e6) };
+}
+
+/** BENCH_PROFILE=<dir>: a CPU profile of the server process while cms-cdr-in is measured (open it in Chrome DevTools). */
+async function startProfile() {
+  const { Session } = require('node:inspector');
+  const session = new Session();
+  session.connect();
+  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await post('Profiler.stop');
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+      console.log(`  profile written to ${file}`);
+    },
+  };
 }
 
 (async () => {
