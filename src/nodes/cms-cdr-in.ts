@@ -3,12 +3,15 @@
  * Answers 200 only after every record of the POST was parsed and sent on; anything else gets a
  * non-2xx answer, so CMS keeps the records and sends them again.
  */
+import type { ServerResponse } from 'node:http';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
-import { normalisePath, effectivePath, readBody, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
+import { normalisePath, effectivePath, readBody, corsHandler, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
+import { serveDirect } from './lib/raw-capture';
+import { directRouteBlocker } from './lib/direct-route';
 import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -83,21 +86,23 @@ export = function register(RED: NodeAPI): void {
     const awaitingFlow = new Map<any, NodeJS.Timeout>();
 
     const fail = (res: any, code: number, reason: string, msg: NodeMessage, report: boolean) => {
-      if (!res.headersSent) res.status(code).type('text/plain').send(`${reason}\n`);
+      answer(res, code, reason);
       status.set({ fill: 'red', shape: 'ring', text: `${code}: ${reason}`.slice(0, 40) }, true);
       if (report) node.error(reason, msg);
     };
 
     const post: Handler = (req, res) => {
+      // Only node:http's request and response are used here: the POST may come through Express's route
+      // or straight from the server (serveDirect), and must get the same answer either way.
       const remote = plainAddress(req.ip ?? req.socket.remoteAddress);
-      const query = { ...(req.query ?? {}) } as Record<string, unknown>;
+      const query = queryOf(req.originalUrl ?? req.url);
       const tokenGiven = (req.params?.token as string | undefined) ?? (typeof query.token === 'string' ? query.token : null);
       delete query.token; // never pass the secret on
       const refusal = checkSender(rules, { address: remote, authorization: req.headers.authorization, token: tokenGiven });
       if (refusal) {
         if (refusal.challenge) res.setHeader('WWW-Authenticate', refusal.challenge);
         const reason = RED._(`cms-cdr-in.refused.${refusal.code}`);
-        res.status(refusal.status).type('text/plain').send(`${reason}\n`);
+        answer(res, refusal.status, reason);
         warnOnce(refusal.code, RED._('cms-cdr-in.errors.refused', { status: refusal.status, reason, remote }));
         status.set({ fill: 'yellow', shape: 'ring', text: `${refusal.status}: ${remote}` }, true);
         return;
@@ -167,7 +172,7 @@ export = function register(RED: NodeAPI): void {
           }
           for (const w of warnMsgs) node.send([null, w]);
           delivered();
-          res.status(200).end();
+          answer(res, 200);
         })
         .catch((err: Error) => {
           if (err instanceof BodyConsumedError) {
@@ -184,14 +189,31 @@ export = function register(RED: NodeAPI): void {
     };
     const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
     const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
+    // The Express route stays mounted (for GET probes, and for POSTs when the direct route is not used);
+    // POSTs are answered at the server when nothing in front of the route could change them. With flow
+    // acknowledgement the http response node needs Express's response, so the route answers.
+    let direct: { close(): void } | null = null;
+    if (endpoint && !ackByFlow) {
+      const blocker = directRouteBlocker(RED.settings as any, RED.httpAdmin, url);
+      const cors = (RED.settings as any).httpNodeCors;
+      const corsHeaders = cors ? corsHandler(cors) : null;
+      direct = blocker === null
+        ? serveDirect((RED as any).server, url, !!rules.token, (req, res) => {
+          if (corsHeaders) corsHeaders(req as any, res as any, () => undefined);
+          post(req as any, res as any, () => undefined);
+        })
+        : null;
+      node.debug(direct ? `${url}: POSTs answered at the HTTP server` : `${url}: POSTs answered by the Express route (${blocker ?? 'no server'})`);
+    }
     if (endpoint) status.set({ fill: 'green', shape: 'ring', text: url }, true);
 
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
+      direct?.close();
       endpoint?.close();
       for (const [res, timer] of awaitingFlow) {
         clearTimeout(timer);
-        if (!res.headersSent) res.status(503).type('text/plain').send(`${RED._('cms-cdr-in.errors.closing')}\n`);
+        answer(res, 503, RED._('cms-cdr-in.errors.closing'));
       }
       awaitingFlow.clear();
       status.stop();
@@ -223,6 +245,32 @@ export = function register(RED: NodeAPI): void {
     credentials: { token: { type: 'password' }, user: { type: 'text' }, password: { type: 'password' } },
   });
 };
+
+/** A short plain-text answer (or an empty one), with node:http's API only. */
+function answer(res: ServerResponse, code: number, text?: string): void {
+  if (res.headersSent) return;
+  res.statusCode = code;
+  if (text === undefined) {
+    res.end();
+    return;
+  }
+  const body = Buffer.from(`${text}\n`);
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', body.length);
+  res.end(body);
+}
+
+/** The query string as an object; a repeated name gives an array. The token is removed by the caller. */
+function queryOf(url: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const at = (url ?? '').indexOf('?');
+  if (at < 0) return out;
+  for (const [k, v] of new URLSearchParams(url!.slice(at + 1))) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
 
 function typedPayload(r: CmsRecord): Record<string, unknown> {
   return {

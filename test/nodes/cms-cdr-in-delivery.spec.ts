@@ -21,66 +21,86 @@ describe('cms-cdr-in delivery with the CMS sender simulator', () => {
 
   afterEach(async () => {
     server?.close();
+    server = undefined as unknown as http.Server;
     await helper.unload();
     await helper.stopServer();
     helper.settings({});
     fs.rmSync(userDir, { recursive: true, force: true });
   });
 
-  it('emits every record exactly once while connections drop at random', async () => {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
+  /** Drops connections at random, before the request is handled or instead of its answer. */
+  function chaosMonkey() {
     let seed = 99;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-    const chaos = { before: 0, after: 0 };
-    helper.settings({
-      userDir,
-      httpNodeMiddleware: (req: any, res: any, next: any) => {
-        const roll = rand();
-        if (roll < 0.15) {
-          chaos.before++;
-          req.socket.destroy(); // lost on the way in: nothing handled
-          return;
-        }
-        if (roll < 0.35) {
-          // handled, but the 200 never reaches CMS: it will resend what was already delivered
-          res.end = function () {
-            chaos.after++;
-            res.socket.destroy();
-            return res;
-          };
-        }
-        next();
-      },
+    const counts = { before: 0, after: 0 };
+    const middleware = (req: any, res: any, next: () => void) => {
+      const roll = rand();
+      if (roll < 0.15) {
+        counts.before++;
+        req.socket.destroy(); // lost on the way in: nothing handled
+        return;
+      }
+      if (roll < 0.35) {
+        // handled, but the 200 never reaches CMS: it will resend what was already delivered
+        res.end = function () {
+          counts.after++;
+          res.socket.destroy();
+          return res;
+        };
+      }
+      next();
+    };
+    return { counts, middleware };
+  }
+
+  for (const via of ['route', 'server'] as const) {
+    it(`emits every record exactly once while connections drop at random (${via === 'route' ? 'Express route' : 'answered at the HTTP server'})`, async () => {
+      userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-test-'));
+      const monkey = chaosMonkey();
+      const chaos = monkey.counts;
+      // at the server, the chaos goes in front of the server's listeners (where the direct route sits)
+      helper.settings((via === 'route' ? { userDir, httpNodeMiddleware: monkey.middleware } : { userDir, settingsFile: '/etc/node-red/settings.js' }) as any);
+      await helper.startServer();
+      await helper.load(node, [
+        { id: 'in', type: 'cms-cdr-in', path: '/cdr', wires: [['out'], []] },
+        { id: 'out', type: 'helper' },
+      ] as any[]);
+      let url: string;
+      if (via === 'route') {
+        server = http.createServer(red.RED.httpNode).listen(0, '127.0.0.1');
+        await new Promise((r) => server.once('listening', r));
+        url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/cdr`;
+      } else {
+        // the helper's server: its Express app is empty, so only the direct route can answer
+        const own = (helper as any)._server as http.Server;
+        const listeners = own.listeners('request') as Array<(req: any, res: any) => void>;
+        own.removeAllListeners('request');
+        own.on('request', (req, res) => monkey.middleware(req, res, () => listeners.forEach((l) => l.call(own, req, res))));
+        url = `${helper.url()}/cdr`;
+      }
+      const emitted: string[] = [];
+      helper.getNode('out').on('input', (m: any) => emitted.push(`${m.cms.session}:${m.cms.recordIndex}`));
+
+      // the nine real posts (post10 is a hand-edited artefact that reuses an index), then synthetic traffic
+      const real = mividasPosts().slice(0, 9);
+      const synthetic = syntheticPosts(150, 'c0ffee00-1111-4222-8333-444455556666');
+      const all = [...real, ...synthetic];
+      const expected = all.flatMap((body) => {
+        const session = /session="([^"]+)"/.exec(body)![1];
+        return [...body.matchAll(/recordIndex="(\d+)"/g)].map((m) => `${session}:${m[1]}`);
+      });
+
+      const sender = new CmsSender({ url, retryDelayMs: 1 });
+      const results = await sender.replay(all);
+      sender.close();
+      await settle(100);
+
+      assert.ok(results.every((r) => r.status === 200), 'every batch acknowledged in the end');
+      assert.ok(chaos.before > 5 && chaos.after > 5, `chaos happened: ${JSON.stringify(chaos)}`);
+      assert.ok(sender.stats.resends >= chaos.before + chaos.after);
+      assert.equal(emitted.length, expected.length, 'no record lost, none doubled');
+      assert.deepEqual([...emitted].sort(), [...expected].sort());
+      assert.deepEqual(emitted, expected, 'and in the order CMS sent them');
     });
-    await helper.startServer();
-    await helper.load(node, [
-      { id: 'in', type: 'cms-cdr-in', path: '/cdr', wires: [['out'], []] },
-      { id: 'out', type: 'helper' },
-    ] as any[]);
-    server = http.createServer(red.RED.httpNode).listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const emitted: string[] = [];
-    helper.getNode('out').on('input', (m: any) => emitted.push(`${m.cms.session}:${m.cms.recordIndex}`));
-
-    // the nine real posts (post10 is a hand-edited artefact that reuses an index), then synthetic traffic
-    const real = mividasPosts().slice(0, 9);
-    const synthetic = syntheticPosts(150, 'c0ffee00-1111-4222-8333-444455556666');
-    const all = [...real, ...synthetic];
-    const expected = all.flatMap((body) => {
-      const session = /session="([^"]+)"/.exec(body)![1];
-      return [...body.matchAll(/recordIndex="(\d+)"/g)].map((m) => `${session}:${m[1]}`);
-    });
-
-    const sender = new CmsSender({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cdr`, retryDelayMs: 1 });
-    const results = await sender.replay(all);
-    sender.close();
-    await settle(100);
-
-    assert.ok(results.every((r) => r.status === 200), 'every batch acknowledged in the end');
-    assert.ok(chaos.before > 5 && chaos.after > 5, `chaos happened: ${JSON.stringify(chaos)}`);
-    assert.ok(sender.stats.resends >= chaos.before + chaos.after);
-    assert.equal(emitted.length, expected.length, 'no record lost, none doubled');
-    assert.deepEqual([...emitted].sort(), [...expected].sort());
-    assert.deepEqual(emitted, expected, 'and in the order CMS sent them');
-  });
+  }
 });

@@ -9,9 +9,17 @@ import { mividasPosts, shared, own, envelope, sortKeys } from '../helpers/fixtur
 
 const XML = 'text/xml';
 
-describe('cms-cdr-in node', () => {
+// red.js sets settingsFile; with it (and nothing in front of the route) POSTs are answered at the HTTP
+// server instead of the Express route. The helper's server has an empty Express app, so there a 200
+// can only come from the direct route.
+const STANDALONE = { settingsFile: '/etc/node-red/settings.js' };
+
+for (const via of ['route', 'server'] as const) {
+describe(`cms-cdr-in node, POSTs answered ${via === 'route' ? 'by its Express route' : 'at the HTTP server'}`, () => {
   const { dir } = useTempUserDir('each');
   const { module: node, red } = capture(cmsCdrIn as any);
+  const settings = (more: Record<string, unknown> = {}) => helper.settings({ userDir: dir(), ...(via === 'server' ? STANDALONE : {}), ...more });
+  beforeEach(() => settings());
 
   const flow = (props: Record<string, unknown> = {}): any[] => [
     { id: 'tab', type: 'tab' },
@@ -21,7 +29,8 @@ describe('cms-cdr-in node', () => {
     { id: 'catcher', z: 'tab', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
     { id: 'caught', z: 'tab', type: 'helper' },
   ];
-  const post = (body: string | Buffer, url = '/cdr', type = XML) => supertest(red.RED.httpNode).post(url).set('content-type', type).send(body);
+  const target = () => (via === 'server' ? helper.url() : red.RED.httpNode);
+  const post = (body: string | Buffer, url = '/cdr', type = XML) => supertest(target()).post(url).set('content-type', type).send(body);
 
   it('emits one message per record, in order, and answers 200 with an empty body', async () => {
     await helper.load(node, flow());
@@ -56,7 +65,7 @@ describe('cms-cdr-in node', () => {
     const got = collect(helper.getNode('out'), 3);
     assert.equal((await post(mividasPosts()[0], '/cdr', 'application/json')).status, 200);
     assert.equal((await post(mividasPosts()[1], '/cdr', 'application/x-www-form-urlencoded')).status, 200);
-    assert.equal((await supertest(red.RED.httpNode).post('/cdr').send(Buffer.from(mividasPosts()[2])).set('content-type', 'application/octet-stream')).status, 200);
+    assert.equal((await post(Buffer.from(mividasPosts()[2]), '/cdr', 'application/octet-stream')).status, 200);
     const sent = mividasPosts().slice(0, 3).map((p) => Number(/recordIndex="(\d+)"/.exec(p)![1]));
     assert.deepEqual((await got).map((m) => m.payload.recordIndex), sent);
   });
@@ -190,6 +199,7 @@ describe('cms-cdr-in node', () => {
       const app = red.RED.httpNode;
       await helper.unload();
       assert.equal((await supertest(app).post('/cdr').send(mividasPosts()[0])).status, 404);
+      assert.equal((await post(mividasPosts()[0])).status, 404);
     });
 
     it('answers 503 to a POST still arriving while the node stops, and emits nothing into the stopped flow', async () => {
@@ -198,10 +208,11 @@ describe('cms-cdr-in node', () => {
       helper.getNode('out').on('input', (m: any) => seen.push(m));
       const server = http.createServer(red.RED.httpNode).listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
+      const port = via === 'server' ? Number(new URL(helper.url()).port) : (server.address() as any).port;
       try {
         const body = Buffer.from(mividasPosts()[0]);
         const answer = new Promise<number>((resolve, reject) => {
-          const req = http.request({ port: (server.address() as any).port, host: '127.0.0.1', method: 'POST', path: '/cdr', headers: { 'content-type': 'text/xml', 'content-length': body.length } }, (res) => {
+          const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/cdr', headers: { 'content-type': 'text/xml', 'content-length': body.length } }, (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);
           });
@@ -254,14 +265,39 @@ describe('cms-cdr-in node', () => {
     });
 
     it('runs httpNodeMiddleware from settings before its handler', async () => {
-      helper.settings({ userDir: dir(), httpNodeMiddleware: (req: any, res: any, next: any) => (req.headers['x-deny'] ? res.status(418).end() : next()) });
+      settings({ httpNodeMiddleware: (req: any, res: any, next: any) => (req.headers['x-deny'] ? res.status(418).end() : next()) });
       await helper.load(node, flow());
-      assert.equal((await post(mividasPosts()[0]).set('x-deny', '1')).status, 418);
-      assert.equal((await post(mividasPosts()[0])).status, 200);
+      // the middleware must see every POST, so the Express route answers them all
+      const viaRoute = (body: string) => supertest(red.RED.httpNode).post('/cdr').set('content-type', XML).send(body);
+      assert.equal((await viaRoute(mividasPosts()[0]).set('x-deny', '1')).status, 418);
+      assert.equal((await viaRoute(mividasPosts()[0])).status, 200);
+      if (via === 'server') assert.equal((await post(mividasPosts()[1])).status, 404, 'not answered at the server');
     });
 
+    if (via === 'server') {
+      it('answers exactly as its Express route does', async () => {
+        await helper.load(node, flow({ maxBodyMb: 0.01 }), { in: { token: 't0k' } });
+        const both = async (make: (agent: any) => any) => [await make(supertest(red.RED.httpNode)), await make(supertest(helper.url()))];
+        const cases: Array<[number, (agent: any) => any]> = [
+          [401, (a) => a.post('/cdr').set('content-type', XML).send(mividasPosts()[0])],
+          [401, (a) => a.post('/cdr/wrong').set('content-type', XML).send(mividasPosts()[0])],
+          [400, (a) => a.post('/cdr/t0k').set('content-type', XML).send('<records><record></records>')],
+          [413, (a) => a.post('/cdr?token=t0k').set('content-type', XML).send('<records>' + ' '.repeat(20_000) + '</records>')],
+          [200, (a) => a.post('/cdr/t0k').set('content-type', XML).send(mividasPosts()[0])],
+          [200, (a) => a.post('/cdr/t0k').set('content-type', XML).send(mividasPosts()[0])], // a resend
+        ];
+        for (const [status, make] of cases) {
+          const [route, server] = await both(make);
+          assert.equal(route.status, status);
+          for (const h of ['content-type', 'content-length', 'www-authenticate']) assert.equal(server.headers[h], route.headers[h], h);
+          assert.equal(server.status, route.status);
+          assert.equal(server.text, route.text);
+        }
+      });
+    }
+
     it('adds CORS headers when httpNodeCors is set', async () => {
-      helper.settings({ userDir: dir(), httpNodeCors: { origin: '*' } });
+      settings({ httpNodeCors: { origin: '*' } });
       await helper.load(node, flow());
       const res = await post(mividasPosts()[0]).set('origin', 'http://example.test');
       assert.equal(res.headers['access-control-allow-origin'], '*');
@@ -269,9 +305,12 @@ describe('cms-cdr-in node', () => {
   });
 });
 
-describe('cms-cdr-in node under random input', () => {
+}
+for (const via of ['route', 'server'] as const) {
+describe(`cms-cdr-in node under random input, answered ${via === 'route' ? 'by its Express route' : 'at the HTTP server'}`, () => {
   const { module: node, red } = capture(cmsCdrIn as any);
-  useTempUserDir('each');
+  const { dir } = useTempUserDir('each');
+  beforeEach(() => helper.settings({ userDir: dir(), ...(via === 'server' ? STANDALONE : {}) }));
 
   it('answers every mutated post with 200 or 400, and 200 only when every record was sent on', async () => {
     await helper.load(node, [{ id: 'in', type: 'cms-cdr-in', path: '/fuzz', wires: [['out']] }, { id: 'out', type: 'helper' }] as any[]);
@@ -285,7 +324,7 @@ describe('cms-cdr-in node under random input', () => {
       const buf = Buffer.from(posts[i % posts.length]);
       for (let e = 0; e < 3; e++) buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256);
       const before = emitted.length;
-      const res = await supertest(red.RED.httpNode).post('/fuzz').set('content-type', 'text/xml').send(buf);
+      const res = await supertest(via === 'server' ? helper.url() : red.RED.httpNode).post('/fuzz').set('content-type', 'text/xml').send(buf);
       codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
       assert.ok(res.status === 200 || res.status === 400, `status ${res.status}`);
       if (res.status === 400) {
@@ -297,6 +336,7 @@ describe('cms-cdr-in node under random input', () => {
   });
 });
 
+}
 describe('cms-cdr-in behind a parser that already read the body', () => {
   const { module: node, red } = capture(cmsCdrIn as any);
   const { dir } = useTempUserDir('each');
