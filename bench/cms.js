@@ -4,8 +4,10 @@
  *  - core:  what a user builds without this package: http in -> xml -> change -> split (+ http response)
  *  - bare:  node:http + fast-xml-parser as commonly used, no Node-RED and no well-formedness check
  *  - bare+validate: the same with XMLValidator, which any receiver that must refuse malformed XML needs
- * Prints records/s and the ratios, for one-record posts and 20-record posts; then ack latency at
- * 1,000 records/s and heap use over a soak (BENCH_SOAK_S, default 60 s; the issue's figure is for 300).
+ * Node-RED runs as users run it (red.js, editor at "/"). Prints records/s and the ratios, medians of
+ * BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS each, for one-record and 20-record posts; then ack
+ * latency at 1,000 records/s and heap use over a soak (BENCH_SOAK_S, default 60 s; the issue asks 300).
+ * BENCH_PROFILE=<dir> writes a CPU profile of each cms-cdr-in measurement.
  * Load comes from a child process (bench/load.js). Numbers vary with the machine; ratios are the point.
  */
 'use strict';
@@ -14,13 +16,13 @@ const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
 const { execFile } = require('node:child_process');
-const express = require('express');
 const { XMLParser, XMLValidator } = require('fast-xml-parser');
 
 const root = path.resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS || 8);
 const SOAK = Number(process.env.BENCH_SOAK_S || 60);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 
 function records(n, start, session = 'b0b0b0b0-1111-4222-8333-444455556666', bridge = 'c0c0c0c0-1111-4222-8333-444455556666') {
   let out = '';
@@ -58,8 +60,11 @@ function load(url, seconds, rate, file) {
 let sinkCount = 0;
 process.on('bench-sink', (n) => { sinkCount += n; });
 
+/**
+ * Node-RED as users run it: its own launcher (red.js) in this process, with the editor at "/" in front
+ * of the HTTP nodes, a settings file, and the flows below.
+ */
 async function startNodeRed() {
-  const RED = require('node-red');
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-bench-nr-'));
   fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
   fs.symlinkSync(root, path.join(userDir, 'node_modules', '@cdrflow', 'node-red-cdr'), 'dir');
@@ -76,18 +81,32 @@ async function startNodeRed() {
     { id: 'sink2', z: tab, type: 'bench-sink', wires: [] },
   ];
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir, flowFile: 'flows.json', httpAdminRoot: '/red', httpNodeRoot: '/', uiPort: 0,
-    nodesDir: [path.join(__dirname, 'sink')], credentialSecret: false, telemetry: { enabled: false },
-    logging: { console: { level: 'error', metrics: false, audit: false } }, editorTheme: { tours: false },
+  const settingsFile = path.join(userDir, 'settings.js');
+  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
+    flowFile: 'flows.json', uiHost: '127.0.0.1', nodesDir: [path.join(__dirname, 'sink')], credentialSecret: false,
+    telemetry: { enabled: false }, logging: { console: { level: 'error', metrics: false, audit: false } }, editorTheme: { tours: false },
+  })};\n`);
+  const port = await new Promise((resolve) => {
+    const probe = http.createServer().listen(0, '127.0.0.1', () => {
+      const p = probe.address().port;
+      probe.close(() => resolve(p));
+    });
   });
-  app.use('/', RED.httpNode);
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  await RED.start();
-  await new Promise((r) => setTimeout(r, 500));
-  return { RED, server, port: server.address().port, userDir };
+  const redJs = require.resolve('node-red/red.js');
+  process.argv = [process.execPath, redJs, '-u', userDir, '-s', settingsFile, '-p', String(port)];
+  require(redJs);
+  // started when both routes answer their probes
+  for (let i = 0; i < 600; i++) {
+    const ready = await Promise.all(['/cdr', '/core'].map((p) => new Promise((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: p, method: p === '/cdr' ? 'GET' : 'OPTIONS' }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 || (p === '/core' && res.statusCode !== 404));
+      }).on('error', () => resolve(false));
+    })));
+    if (ready.every(Boolean)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, userDir };
 }
 
 function startBare(validate) {
@@ -156,28 +175,32 @@ async function startProfile() {
   const bare = await startBare(false);
   const bareValid = await startBare(true);
   const base = `http://127.0.0.1:${nr.port}`;
-  const results = [];
+  const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const perPost of (process.env.BENCH_PER_POST ? [Number(process.env.BENCH_PER_POST)] : [1, 20])) {
-    // enough posts that no connection wraps around within a measurement (a wrapped post would be a resend)
-    const file = bodies(perPost, 1, perPost === 1 ? 80000 : 8000);
-    // warm-up (its own session, so the measured run is not filtered as resends), then each side in turn
+    const count = perPost === 1 ? 80000 : 8000;
+    // warm-up (its own sessions), then ROUNDS rounds of every side in turn; medians are reported, since
+    // the order of measurements and the neighbours on the machine move single figures by a third
     await load(`${base}/cdr`, 2, 0, bodies(perPost, 0, perPost === 1 ? 20000 : 2000));
-    const ours = await measure('cms-cdr-in', `${base}/cdr`, file, () => sinkCount);
-    if (process.env.BENCH_ONLY === 'cms') {
-      console.log(`${perPost}/POST cms-cdr-in ${Math.round(ours.rate)} records/s, ${Math.round(ours.perCpu)} records/CPU-s`);
-      continue;
+    const sides = process.env.BENCH_ONLY === 'cms'
+      ? [['cms-cdr-in', 'cdr']]
+      : [['cms-cdr-in', 'cdr'], ['core http in->xml->split', 'core'], ['bare node:http+fxp', bare], ['bare node:http+fxp+validate', bareValid]];
+    const runs = new Map(sides.map(([label]) => [label, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // fresh sessions each round, so no measured POST is a resend; enough posts that no connection wraps around
+      const file = bodies(perPost, 10 + round, count);
+      for (const [label, where] of sides) {
+        const url = typeof where === 'string' ? `${base}/${where}` : `http://127.0.0.1:${where.port}/`;
+        runs.get(label).push(await measure(label, url, file, typeof where === 'string' ? () => sinkCount : where.count));
+      }
     }
-    const core = await measure('core', `${base}/core`, file, () => sinkCount);
-    const limit = await measure('bare', `http://127.0.0.1:${bare.port}/`, file, bare.count);
-    const limitValid = await measure('bare+validate', `http://127.0.0.1:${bareValid.port}/`, file, bareValid.count);
+    const med = new Map([...runs].map(([label, list]) => [label, { rate: median(list.map((r) => r.rate)), perCpu: median(list.map((r) => r.perCpu)) }]));
+    const ours = med.get('cms-cdr-in');
     const fmt = (v) => Math.round(v).toLocaleString('en-US').padStart(9);
-    const row = (label, v, ratio) => console.log(`  ${label.padEnd(28)}${fmt(v.rate)} records/s ${fmt(v.perCpu)} records/CPU-s${ratio ? `   cms-cdr-in / this: ${(ours.rate / v.rate).toFixed(2)}x wall, ${(ours.perCpu / v.perCpu).toFixed(2)}x CPU` : ''}`);
-    console.log(`\n${perPost} record(s) per POST`);
-    row('cms-cdr-in', ours, false);
-    row('core http in->xml->split', core, true);
-    row('bare node:http+fxp', limit, true);
-    row('bare node:http+fxp+validate', limitValid, true);
-    results.push({ perPost, ours, core, bare: limit, bareValidate: limitValid });
+    console.log(`\n${perPost} record(s) per POST (medians of ${ROUNDS} rounds)`);
+    for (const [label, v] of med) {
+      const ratio = label === 'cms-cdr-in' ? '' : `   cms-cdr-in / this: ${(ours.rate / v.rate).toFixed(2)}x wall, ${(ours.perCpu / v.perCpu).toFixed(2)}x CPU`;
+      console.log(`  ${label.padEnd(28)}${fmt(v.rate)} records/s ${fmt(v.perCpu)} records/CPU-s${ratio}`);
+    }
   }
 
   if (process.env.BENCH_ONLY === 'cms') process.exit(0);
@@ -195,8 +218,6 @@ async function startProfile() {
   const third = Math.max(1, Math.floor(heap.length / 3));
   const avg = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   console.log(`soak ${SOAK} s at 1,000 records/s: ${soak.ok.toLocaleString('en-US')} posts, p99 ${soak.p99.toFixed(1)} ms; heap first third ${avg(heap.slice(0, third)).toFixed(1)} MiB, last third ${avg(heap.slice(-third)).toFixed(1)} MiB (samples every 5 s${global.gc ? ', after gc' : ''})`);
-  await nr.RED.stop();
-  nr.server.close();
   bare.server.close();
   bareValid.server.close();
   process.exit(0);

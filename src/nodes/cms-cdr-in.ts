@@ -26,6 +26,13 @@ interface CmsCdrInDef extends NodeDef {
   ack?: 'sent' | 'flow';
   ackTimeout?: number | string;
 }
+/** What every message of one POST says about where it came from (msg.cms). */
+interface Meta {
+  receiver: string;
+  path: string;
+  remoteAddress: string;
+  query: Record<string, unknown>;
+}
 interface Credentials {
   token?: string;
   user?: string;
@@ -107,7 +114,7 @@ export = function register(RED: NodeAPI): void {
         status.set({ fill: 'yellow', shape: 'ring', text: `${refusal.status}: ${remote}` }, true);
         return;
       }
-      const meta = { receiver: node.id, path: url, remoteAddress: remote, query };
+      const meta: Meta = { receiver: node.id, path: url, remoteAddress: remote, query };
       readBody(req, limit)
         .then(async (body) => {
           await ready;
@@ -224,12 +231,16 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  function recordMessage(r: CmsRecord, meta: Record<string, unknown>): NodeMessage {
-    const cms = { ...meta, session: r.session, callBridge: r.callBridge, type: r.type, recordIndex: r.recordIndex, correlatorIndex: r.correlatorIndex, objectType: r.objectType, id: r.id };
+  function recordMessage(r: CmsRecord, meta: Meta): NodeMessage {
+    // written out, not spread: this runs for every record, and a spread costs as much as the rest of it
+    const cms = {
+      receiver: meta.receiver, path: meta.path, remoteAddress: meta.remoteAddress, query: meta.query,
+      session: r.session, callBridge: r.callBridge, type: r.type, recordIndex: r.recordIndex, correlatorIndex: r.correlatorIndex, objectType: r.objectType, id: r.id,
+    };
     return { topic: r.type ?? 'record', payload: r.xmltodict ?? typedPayload(r), cms } as NodeMessage;
   }
 
-  function postMessage(records: CmsRecord[], session: string | null, callBridge: string | null, meta: Record<string, unknown>): NodeMessage {
+  function postMessage(records: CmsRecord[], session: string | null, callBridge: string | null, meta: Meta): NodeMessage {
     return {
       topic: 'records',
       payload: records.map((r) => r.xmltodict ?? typedPayload(r)),
@@ -237,7 +248,7 @@ export = function register(RED: NodeAPI): void {
     } as NodeMessage;
   }
 
-  function warningMessage(w: ReceiverWarning, meta: Record<string, unknown>): NodeMessage {
+  function warningMessage(w: ReceiverWarning, meta: Meta): NodeMessage {
     return { topic: w.kind, payload: w, cms: meta } as NodeMessage;
   }
 
@@ -273,7 +284,7 @@ function queryOf(url: string | undefined): Record<string, unknown> {
 }
 
 function typedPayload(r: CmsRecord): Record<string, unknown> {
-  return {
+  const payload: Record<string, unknown> = {
     type: r.type,
     time: r.time,
     recordIndex: r.recordIndex,
@@ -283,6 +294,7 @@ function typedPayload(r: CmsRecord): Record<string, unknown> {
     callBridge: r.callBridge,
     objectType: r.objectType,
     id: r.id,
-    ...r.body,
   };
+  for (const k in r.body) payload[k] = r.body[k];
+  return payload;
 }
