@@ -92,7 +92,12 @@ export async function startEditor(flows: any[]): Promise<Editor> {
   });
   const url = `http://127.0.0.1:${port}/`;
   await page.goto(url);
-  await page.waitForFunction(() => (window as any).RED && (window as any).RED.nodes && document.querySelector('.red-ui-palette-node'), undefined, { timeout: 60_000 });
+  // the palette fills in as node sets load: wait for every type of this package, not just the first node
+  const types = packageTypes().map((t) => t.type);
+  await page.waitForFunction((wanted: string[]) => {
+    const RED = (window as any).RED;
+    return !!RED?.nodes && !!document.querySelector('.red-ui-palette-node') && wanted.every((t) => RED.nodes.getType(t));
+  }, types, { timeout: 60_000 });
   return {
     url, userDir, log, process: child, browser, page, pageErrors, consoleErrors,
     async stop() {
