@@ -3,7 +3,7 @@
  * Answers 200 only after every record of the POST was parsed and sent on; anything else gets a
  * non-2xx answer, so CMS keeps the records and sends them again.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
@@ -198,14 +198,16 @@ export = function register(RED: NodeAPI): void {
     const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
     // The Express route stays mounted (for GET probes, and for POSTs when the direct route is not used);
     // POSTs are answered at the server when nothing in front of the route could change them. With flow
-    // acknowledgement the http response node needs Express's response, so the route answers.
+    // acknowledgement the http response node answers through Express's response methods, so the
+    // request and response get them first, as Express's own init step would give them.
     let direct: { close(): void } | null = null;
-    if (endpoint && !ackByFlow) {
-      const blocker = directRouteBlocker(RED.settings as any, RED.httpAdmin, url);
+    if (endpoint) {
+      const blocker = directRouteBlocker(RED.settings as any, RED.httpAdmin, url) ?? (ackByFlow && !canInitExpress(RED.httpNode) ? 'no Express app to answer through' : null);
       const cors = (RED.settings as any).httpNodeCors;
       const corsHeaders = cors ? corsHandler(cors) : null;
       direct = blocker === null
         ? serveDirect((RED as any).server, url, !!rules.token, (req, res) => {
+          if (ackByFlow) initExpress(RED.httpNode, req, res);
           if (corsHeaders) corsHeaders(req as any, res as any, () => undefined);
           post(req as any, res as any, () => undefined);
         })
@@ -256,6 +258,40 @@ export = function register(RED: NodeAPI): void {
     credentials: { token: { type: 'password' }, user: { type: 'text' }, password: { type: 'password' } },
   });
 };
+
+interface ExpressApp {
+  request?: object;
+  response?: object;
+  enabled?(setting: string): boolean;
+  get?(setting: string): unknown;
+}
+
+function canInitExpress(app: unknown): boolean {
+  const a = app as ExpressApp | null;
+  return !!a && typeof a.request === 'object' && typeof a.response === 'object';
+}
+
+/**
+ * What Express's query and init middleware do to every request it routes (express/lib/middleware): the
+ * parsed query (res.jsonp reads it), the app's request and response prototypes (app.request /
+ * app.response), which give res.status, set, send and the rest that the http response node calls, and
+ * the links between the two.
+ */
+function initExpress(app: unknown, req: IncomingMessage, res: ServerResponse): void {
+  const a = app as ExpressApp;
+  const parse = a.get?.('query parser fn');
+  const at = (req.url ?? '').indexOf('?');
+  (req as unknown as Record<string, unknown>).query = typeof parse === 'function' ? parse(at < 0 ? '' : req.url!.slice(at + 1)) : {};
+  if (a.enabled?.('x-powered-by')) res.setHeader('X-Powered-By', 'Express');
+  const q = req as unknown as Record<string, unknown>;
+  const r = res as unknown as Record<string, unknown>;
+  q.res = res;
+  r.req = req;
+  q.next = () => undefined;
+  Object.setPrototypeOf(req, a.request as object);
+  Object.setPrototypeOf(res, a.response as object);
+  r.locals = r.locals ?? Object.create(null);
+}
 
 /** A short plain-text answer (or an empty one), with node:http's API only. */
 function answer(res: ServerResponse, code: number, text?: string): void {

@@ -9,10 +9,13 @@ import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
 import { helper, capture, collect, settle, coreNode, useTempUserDir } from '../helpers/red';
 import { mividasPosts } from '../helpers/fixtures';
 
-describe('cms-cdr-in acknowledged by the flow', () => {
-  useTempUserDir('each');
+// With settingsFile (red.js) the POSTs are answered at the HTTP server, through Express's response methods.
+for (const via of ['route', 'server'] as const) {
+describe(`cms-cdr-in acknowledged by the flow, POSTs answered ${via === 'route' ? 'by its Express route' : 'at the HTTP server'}`, () => {
+  const { dir } = useTempUserDir('each');
   const { module: node, red } = capture(cmsCdrIn as any);
   const httpin = coreNode('network/21-httpin.js');
+  beforeEach(() => helper.settings({ userDir: dir(), ...(via === 'server' ? { settingsFile: '/etc/node-red/settings.js' } : {}) }));
 
 
   const flow = (status: string, extra: Record<string, unknown> = {}): any[] => [
@@ -23,7 +26,7 @@ describe('cms-cdr-in acknowledged by the flow', () => {
     { id: 'catcher', z: 'tab', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
     { id: 'caught', z: 'tab', type: 'helper' },
   ];
-  const post = (body: string) => supertest(red.RED.httpNode).post('/cdr').set('content-type', 'text/xml').send(body);
+  const post = (body: string) => supertest(via === 'server' ? helper.url() : red.RED.httpNode).post('/cdr').set('content-type', 'text/xml').send(body);
 
   it('answers what the http response node answers, and drops the resend only after a 2xx', async () => {
     await helper.load([node, httpin], flow('200'));
@@ -82,3 +85,4 @@ describe('cms-cdr-in acknowledged by the flow', () => {
     assert.equal((await got).length, 2);
   });
 });
+}
