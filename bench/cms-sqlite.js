@@ -2,20 +2,24 @@
 // Ingestion benchmark of the example "CMS CDRs to SQLite with API and admin page" (issue 8):
 // records/s stored by the example flow, with every record present afterwards, next to the foundation
 // benchmark's bare limit (node:http + fast-xml-parser) and a bare cms-cdr-in, all measured in the same run.
-// Runs a real Node-RED runtime (no editor) with this package (built: npm run build) and
-// node-red-node-sqlite. Usage: node bench/cms-sqlite.js [records] [recordsPerPost] [rounds]
-// Prints one JSON line; no assertion on speed.
+// Runs Node-RED as users do (red.js in this process, editor at "/") with this package (built: npm run
+// build) and node-red-node-sqlite. Usage: node bench/cms-sqlite.js [records] [recordsPerPost] [rounds]
+// [bridges]: `bridges` call bridges post at once, each one POST at a time and waiting for its answer, as
+// CMS does (default 1); every side of the comparison gets the same load. Prints one JSON line; no
+// assertion on speed.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
 const { Pool } = require('undici');
+const { startProfile } = require('./profile');
 
 const root = path.resolve(__dirname, '..');
 const TOTAL = Number(process.argv[2]) || 20000;
 const PER_POST = Number(process.argv[3]) || 10;
 const ROUNDS = Number(process.argv[4]) || 3;
+const BRIDGES = Number(process.argv[5]) || 1;
 
 function record(i) {
   // a callLegEnd like the real 2017 captures: the biggest common record
@@ -27,25 +31,35 @@ function record(i) {
     '<txVideo><codec>h264</codec><maxSizeWidth>1920</maxSizeWidth><maxSizeHeight>1080</maxSizeHeight></txVideo></callLeg></record>';
 }
 
-function bodies(session) {
-  const out = [];
-  for (let i = 0; i < TOTAL; i += PER_POST) {
-    const recs = [];
-    for (let j = i; j < Math.min(TOTAL, i + PER_POST); j++) recs.push(record(j));
-    out.push(`<?xml version="1.0"?><records session="${session}">${recs.join('')}</records>`);
+/** The posts of each bridge: the records split evenly, each bridge its own session (`prefix` + bridge number). */
+function bodies(prefix) {
+  const perBridge = Math.ceil(TOTAL / BRIDGES);
+  const lists = [];
+  for (let b = 0; b < BRIDGES; b++) {
+    const out = [];
+    const first = b * perBridge;
+    const last = Math.min(TOTAL, first + perBridge);
+    for (let i = first; i < last; i += PER_POST) {
+      const recs = [];
+      for (let j = i; j < Math.min(last, i + PER_POST); j++) recs.push(record(j));
+      out.push(`<?xml version="1.0"?><records session="${prefix}${String(b).padStart(36 - prefix.length, '0')}">${recs.join('')}</records>`);
+    }
+    lists.push(out);
   }
-  return out;
+  return lists;
 }
 
-/** POSTs one after another on one keep-alive connection, as a call bridge does; resolves with ms. */
-async function send(base, urlPath, posts) {
-  const pool = new Pool(base, { connections: 1 });
+/** Each bridge POSTs its list one after another on its own keep-alive connection; resolves with ms. */
+async function send(base, urlPath, lists) {
+  const pool = new Pool(base, { connections: lists.length });
   const t0 = process.hrtime.bigint();
-  for (const body of posts) {
-    const res = await pool.request({ method: 'POST', path: urlPath, body, headers: { 'content-type': 'text/xml' } });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`${urlPath}: ${res.statusCode}`);
-  }
+  await Promise.all(lists.map(async (posts) => {
+    for (const body of posts) {
+      const res = await pool.request({ method: 'POST', path: urlPath, body, headers: { 'content-type': 'text/xml' } });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`${urlPath}: ${res.statusCode}`);
+    }
+  }));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   await pool.close();
   return ms;
@@ -65,25 +79,29 @@ async function main() {
   ];
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
 
-  const RED = require('node-red');
-  const express = require('express');
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir,
-    flowFile: 'flows.json',
-    nodesDir: [root],
-    httpAdminRoot: false,
-    httpNodeRoot: '/',
-    credentialSecret: false,
-    logging: { console: { level: 'error' } },
-    editorTheme: { tours: false },
-    telemetry: { enabled: false },
+  const settingsFile = path.join(userDir, 'settings.js');
+  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
+    flowFile: 'flows.json', uiHost: '127.0.0.1', credentialSecret: false, telemetry: { enabled: false },
+    logging: { console: { level: 'error' } }, editorTheme: { tours: false },
+  })};\n`);
+  fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
+  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@cdrflow', 'node-red-cdr'), 'dir');
+  fs.symlinkSync(path.dirname(require.resolve('node-red-node-sqlite/package.json')), path.join(userDir, 'node_modules', 'node-red-node-sqlite'), 'dir');
+  const port = await new Promise((resolve) => {
+    const probe = http.createServer().listen(0, '127.0.0.1', () => {
+      const p = probe.address().port;
+      probe.close(() => resolve(p));
+    });
   });
-  app.use('/', RED.httpNode);
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  await RED.start();
-  const base = `http://127.0.0.1:${server.address().port}`;
+  const redJs = require.resolve('node-red/red.js');
+  process.argv = [process.execPath, redJs, '-u', userDir, '-s', settingsFile, '-p', String(port)];
+  require(redJs);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    const up = await new Promise((resolve) => http.get(`${base}/cdr-bare`, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', () => resolve(false)));
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   // the foundation benchmark's bare limit: node:http + fast-xml-parser, no Node-RED (bench/cms.js)
   const { XMLParser } = require('fast-xml-parser');
   const fxp = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (_n, j) => j === 'records.record' });
@@ -99,6 +117,27 @@ async function main() {
   const limitBase = `http://127.0.0.1:${limitServer.address().port}`;
 
   const sqlite3 = require('sqlite3');
+  // Cisco's cdr-receiver-db approach without Flask: each record its own INSERT and commit (SQLite's
+  // defaults: rollback journal, synchronous FULL), 200 after the last one. Faster than the original,
+  // which also paid for Flask and SQLAlchemy, so the comparison flatters the baseline.
+  const ciscoDb = new sqlite3.Database(path.join(userDir, 'cisco.db'));
+  await new Promise((resolve, reject) => ciscoDb.run('CREATE TABLE record (id INTEGER PRIMARY KEY AUTOINCREMENT, created_date TEXT NOT NULL, data TEXT NOT NULL)', (e) => (e ? reject(e) : resolve())));
+  let ciscoStored = 0;
+  const ciscoServer = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const doc = fxp.parse(Buffer.concat(chunks).toString('utf8'));
+      for (const r of doc.records.record) {
+        await new Promise((resolve, reject) => ciscoDb.run('INSERT INTO record (created_date, data) VALUES (?, ?)', [new Date().toISOString(), JSON.stringify(r)], (e) => (e ? reject(e) : resolve())));
+        ciscoStored++;
+      }
+      res.end();
+    });
+  });
+  await new Promise((r) => ciscoServer.listen(0, '127.0.0.1', r));
+  const ciscoBase = `http://127.0.0.1:${ciscoServer.address().port}`;
+
   const db = new sqlite3.Database(dbFile);
   const all = (sql) => new Promise((resolve, reject) => db.all(sql, (e, rows) => (e ? reject(e) : resolve(rows))));
   try {
@@ -109,15 +148,20 @@ async function main() {
     }
     // warm-up, then rounds of (bare, example) on fresh sessions; the medians are reported, because other
     // work on the machine makes single runs noisy
-    await send(base, '/cdr-bare', bodies('00000000-0000-4000-8000-0000000000ff').slice(0, 50));
+    await send(base, '/cdr-bare', bodies('00000000-0000-4000-8000-f').map((l) => l.slice(0, 50)));
     const rounds = [];
     let expected = 0;
     let allStored = true;
     for (let round = 0; round < ROUNDS; round++) {
-      const bareMs = await send(base, '/cdr-bare', bodies(`00000000-0000-4000-8000-0000000001${String(round).padStart(2, '0')}`));
-      const limitMs = await send(limitBase, '/', bodies(`00000000-0000-4000-8000-0000000003${String(round).padStart(2, '0')}`));
+      const bareMs = await send(base, '/cdr-bare', bodies(`00000000-0000-4000-8000-1${String(round).padStart(2, '0')}`));
+      const limitMs = await send(limitBase, '/', bodies(`00000000-0000-4000-8000-3${String(round).padStart(2, '0')}`));
+      // a tenth of the records: one commit per record is slow
+      const ciscoBefore = ciscoStored;
+      const ciscoMs = await send(ciscoBase, '/', bodies(`00000000-0000-4000-8000-4${String(round).padStart(2, '0')}`).map((l) => l.slice(0, Math.ceil(l.length / 10))));
+      const ciscoRate = (ciscoStored - ciscoBefore) / (ciscoMs / 1000);
+      const profile = process.env.BENCH_PROFILE && round === 0 ? await startProfile() : null;
       const t0 = process.hrtime.bigint();
-      const ackMs = await send(base, '/cdr', bodies(`00000000-0000-4000-8000-0000000002${String(round).padStart(2, '0')}`));
+      const ackMs = await send(base, '/cdr', bodies(`00000000-0000-4000-8000-2${String(round).padStart(2, '0')}`));
       expected += TOTAL;
       let stored = 0;
       for (let i = 0; i < 60000 && stored < expected; i++) {
@@ -125,8 +169,9 @@ async function main() {
         if (stored < expected) await new Promise((r) => setTimeout(r, 5));
       }
       const storedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-sqlite-example-${Date.now()}.cpuprofile`));
       allStored &&= stored === expected;
-      rounds.push({ bare: TOTAL / (bareMs / 1000), limit: TOTAL / (limitMs / 1000), example: TOTAL / (storedMs / 1000), lagMs: storedMs - ackMs });
+      rounds.push({ bare: TOTAL / (bareMs / 1000), limit: TOTAL / (limitMs / 1000), cisco: ciscoRate, example: TOTAL / (storedMs / 1000), lagMs: storedMs - ackMs });
     }
     // every record of every round, once: distinct (session-independent) correlatorIndex per round
     const distinct = (await all("SELECT COUNT(*) AS n FROM (SELECT DISTINCT json_extract(data, '$.\"@correlatorIndex\"') AS c, created_date FROM record)"))[0].n;
@@ -137,6 +182,7 @@ async function main() {
       bench: 'cms-sqlite-example',
       records: TOTAL,
       recordsPerPost: PER_POST,
+      bridges: BRIDGES,
       rounds: ROUNDS,
       bareRecordsPerSec: Math.round(bareRate),
       exampleRecordsPerSec: Math.round(exampleRate),
@@ -144,14 +190,17 @@ async function main() {
       bareLimitRecordsPerSec: Math.round(median(rounds.map((r) => r.limit))),
       ratioToBareLimit: Number(median(rounds.map((r) => r.example / r.limit)).toFixed(3)),
       targetRatioToBareLimit: 0.45,
+      ciscoApproachRecordsPerSec: Math.round(median(rounds.map((r) => r.cisco))),
+      ciscoApproachRatioToBareLimit: Number(median(rounds.map((r) => r.cisco / r.limit)).toFixed(3)),
+      exampleOverCiscoApproach: Number(median(rounds.map((r) => r.example / r.cisco)).toFixed(1)),
       everyRecordStored: allStored && distinct >= expected,
       storedAfterLastAckMs: Math.round(median(rounds.map((r) => r.lagMs))),
     }));
   } finally {
     await new Promise((r) => db.close(r));
-    await RED.stop();
-    server.close();
     limitServer.close();
+    ciscoServer.close();
+    await new Promise((r) => ciscoDb.close(r));
     fs.rmSync(userDir, { recursive: true, force: true });
   }
 }

@@ -17,6 +17,7 @@ const path = require('node:path');
 const http = require('node:http');
 const { execFile } = require('node:child_process');
 const { XMLParser, XMLValidator } = require('fast-xml-parser');
+const { startProfile } = require('./profile');
 
 const root = path.resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS || 8);
@@ -148,25 +149,6 @@ async function measure(name, url, file, counter) {
   if (result.failed) console.log(`  ${name}: ${result.failed} failed requests`);
   if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-cdr-in-${Date.now()}.cpuprofile`));
   return { rate: n / secs, perCpu: n / ((cpu.user + cpu.system) / 1e6) };
-}
-
-/** BENCH_PROFILE=<dir>: a CPU profile of the server process while cms-cdr-in is measured (open it in Chrome DevTools). */
-async function startProfile() {
-  const { Session } = require('node:inspector');
-  const session = new Session();
-  session.connect();
-  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
-  await post('Profiler.enable');
-  await post('Profiler.start');
-  return {
-    async stop(file) {
-      const { profile } = await post('Profiler.stop');
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, JSON.stringify(profile));
-      session.disconnect();
-      console.log(`  profile written to ${file}`);
-    },
-  };
 }
 
 (async () => {
