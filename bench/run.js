@@ -10,7 +10,9 @@ const { spawnSync } = require('node:child_process');
 
 const all = {
   cms: ['cms.js'],
-  'cms-sqlite': ['cms-sqlite.js'],
+  // one call bridge posting one batch at a time, then a cluster of 16 posting at once
+  'cms-sqlite': ['cms-sqlite.js', '20000', '10', '3', '1'],
+  'cms-sqlite-cluster': ['cms-sqlite.js', '20000', '10', '3', '16'],
   comx: ['comx.js'],
   webex: ['webex.js'],
   normalize: ['normalize.js'],
@@ -20,6 +22,7 @@ const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = (wanted.length ? wanted : Object.keys(all)).filter((n) => fs.existsSync(path.join(__dirname, all[n]?.[0] ?? '-')));
 for (const name of names) {
   console.log(`\n=== bench: ${name} ===`);
-  const run = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, all[name][0])], { stdio: 'inherit' });
+  const [file, ...args] = all[name];
+  const run = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, file), ...args], { stdio: 'inherit' });
   if (run.status !== 0) console.log(`(${name} exited with ${run.status})`);
 }
