@@ -14,6 +14,7 @@ const path = require('node:path');
 const http = require('node:http');
 const { Pool } = require('undici');
 const { startProfile } = require('./profile');
+const { startRedJs, statusOf } = require('./node-red');
 
 const root = path.resolve(__dirname, '..');
 const TOTAL = Number(process.argv[2]) || 20000;
@@ -77,31 +78,11 @@ async function main() {
     { id: 'bench-tab', type: 'tab', label: 'bare' },
     { id: 'bench-bare', z: 'bench-tab', type: 'cms-cdr-in', path: '/cdr-bare', output: 'post', values: 'xmltodict', wires: [[], []] },
   ];
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-
-  const settingsFile = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
-    flowFile: 'flows.json', uiHost: '127.0.0.1', credentialSecret: false, telemetry: { enabled: false },
-    logging: { console: { level: 'error' } }, editorTheme: { tours: false },
-  })};\n`);
-  fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@cdrflow', 'node-red-cdr'), 'dir');
-  fs.symlinkSync(path.dirname(require.resolve('node-red-node-sqlite/package.json')), path.join(userDir, 'node_modules', 'node-red-node-sqlite'), 'dir');
-  const port = await new Promise((resolve) => {
-    const probe = http.createServer().listen(0, '127.0.0.1', () => {
-      const p = probe.address().port;
-      probe.close(() => resolve(p));
-    });
+  const { userDir: runDir, base } = await startRedJs({
+    flows,
+    modules: { 'node-red-node-sqlite': path.dirname(require.resolve('node-red-node-sqlite/package.json')) },
+    ready: async (b) => (await statusOf(b, '/cdr-bare')) === 200,
   });
-  const redJs = require.resolve('node-red/red.js');
-  process.argv = [process.execPath, redJs, '-u', userDir, '-s', settingsFile, '-p', String(port)];
-  require(redJs);
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    const up = await new Promise((resolve) => http.get(`${base}/cdr-bare`, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', () => resolve(false)));
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
   // the foundation benchmark's bare limit: node:http + fast-xml-parser, no Node-RED (bench/cms.js)
   const { XMLParser } = require('fast-xml-parser');
   const fxp = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (_n, j) => j === 'records.record' });
@@ -202,6 +183,7 @@ async function main() {
     ciscoServer.close();
     await new Promise((r) => ciscoDb.close(r));
     fs.rmSync(userDir, { recursive: true, force: true });
+    fs.rmSync(runDir, { recursive: true, force: true });
   }
 }
 

@@ -19,8 +19,8 @@ const http = require('node:http');
 const { execFile } = require('node:child_process');
 const { XMLParser, XMLValidator } = require('fast-xml-parser');
 const { startProfile } = require('./profile');
+const { startRedJs, statusOf } = require('./node-red');
 
-const root = path.resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS || 8);
 const SOAK = Number(process.env.BENCH_SOAK_S || 60);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
@@ -67,9 +67,6 @@ process.on('bench-sink', (n) => { sinkCount += n; });
  * of the HTTP nodes, a settings file, and the flows below.
  */
 async function startNodeRed() {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-bench-nr-'));
-  fs.mkdirSync(path.join(userDir, 'node_modules', '@cdrflow'), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@cdrflow', 'node-red-cdr'), 'dir');
   const tab = 'bench';
   const flows = [
     { id: tab, type: 'tab', label: 'bench' },
@@ -83,33 +80,12 @@ async function startNodeRed() {
     { id: 'splitter', z: tab, type: 'split', splt: '\\n', spltType: 'str', arraySplt: 1, arraySpltType: 'len', stream: false, addname: '', wires: [['sink2']] },
     { id: 'sink2', z: tab, type: 'bench-sink', wires: [] },
   ];
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-  const settingsFile = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
-    flowFile: 'flows.json', uiHost: '127.0.0.1', nodesDir: [path.join(__dirname, 'sink')], credentialSecret: false,
-    telemetry: { enabled: false }, logging: { console: { level: 'error', metrics: false, audit: false } }, editorTheme: { tours: false },
-  })};\n`);
-  const port = await new Promise((resolve) => {
-    const probe = http.createServer().listen(0, '127.0.0.1', () => {
-      const p = probe.address().port;
-      probe.close(() => resolve(p));
-    });
+  // started when both routes answer their probes (an OPTIONS on the core route: it takes only POST)
+  return startRedJs({
+    flows,
+    settings: { nodesDir: [path.join(__dirname, 'sink')] },
+    ready: async (base) => (await statusOf(base, '/cdr')) === 200 && ![0, 404].includes(await statusOf(base, '/core', 'OPTIONS')),
   });
-  const redJs = require.resolve('node-red/red.js');
-  process.argv = [process.execPath, redJs, '-u', userDir, '-s', settingsFile, '-p', String(port)];
-  require(redJs);
-  // started when both routes answer their probes
-  for (let i = 0; i < 600; i++) {
-    const ready = await Promise.all(['/cdr', '/core'].map((p) => new Promise((resolve) => {
-      http.get({ host: '127.0.0.1', port, path: p, method: p === '/cdr' ? 'GET' : 'OPTIONS' }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200 || (p === '/core' && res.statusCode !== 404));
-      }).on('error', () => resolve(false));
-    })));
-    if (ready.every(Boolean)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { port, userDir };
 }
 
 function startBare(validate) {
