@@ -43,7 +43,10 @@ function bodies(prefix) {
     for (let i = first; i < last; i += PER_POST) {
       const recs = [];
       for (let j = i; j < Math.min(last, i + PER_POST); j++) recs.push(record(j));
-      out.push(`<?xml version="1.0"?><records session="${prefix}${String(b).padStart(36 - prefix.length, '0')}">${recs.join('')}</records>`);
+      // each bridge names itself, as CMS does: otherwise bridges posting from one address look like one
+      // bridge restarting over and over (a sessionChanged warning on every POST)
+      const bridge = `c0c0c0c0-1111-4222-8333-${String(b).padStart(12, '0')}`;
+      out.push(`<?xml version="1.0"?><records session="${prefix}${String(b).padStart(36 - prefix.length, '0')}" callBridge="${bridge}">${recs.join('')}</records>`);
     }
     lists.push(out);
   }
