@@ -168,15 +168,20 @@ export function decode(text: string): string {
   });
 }
 
-/** xmltodict's conventions: empty element → null, everything else as fast-xml-parser gave it (strings). */
+/**
+ * xmltodict's conventions: empty element → null, everything else as fast-xml-parser gave it (strings),
+ * decoded. Done in place: the parser's objects are fresh for every document and used only here.
+ */
 function xmltodict(value: unknown): unknown {
   if (value === '') return null;
   if (typeof value === 'string') return decode(value);
-  if (Array.isArray(value)) return value.map(xmltodict);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = xmltodict(value[i]);
+    return value;
+  }
   if (isObject(value)) {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value)) out[key] = xmltodict(value[key]);
-    return out;
+    for (const key of Object.keys(value)) value[key] = xmltodict(value[key]);
+    return value;
   }
   return value;
 }
