@@ -3,15 +3,14 @@
  * Answers 200 only after every record of the POST was parsed and sent on; anything else gets a
  * non-2xx answer, so CMS keeps the records and sends them again.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
-import { normalisePath, effectivePath, readBody, corsHandler, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
+import { normalisePath, effectivePath, readBody, corsHandler, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { serveDirect } from './lib/raw-capture';
-import { directRouteBlocker } from './lib/direct-route';
+import { directRouteBlocker, canInitExpress, initExpress } from './lib/direct-route';
 import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -258,66 +257,6 @@ export = function register(RED: NodeAPI): void {
     credentials: { token: { type: 'password' }, user: { type: 'text' }, password: { type: 'password' } },
   });
 };
-
-interface ExpressApp {
-  request?: object;
-  response?: object;
-  enabled?(setting: string): boolean;
-  get?(setting: string): unknown;
-}
-
-function canInitExpress(app: unknown): boolean {
-  const a = app as ExpressApp | null;
-  return !!a && typeof a.request === 'object' && typeof a.response === 'object';
-}
-
-/**
- * What Express's query and init middleware do to every request it routes (express/lib/middleware): the
- * parsed query (res.jsonp reads it), the app's request and response prototypes (app.request /
- * app.response), which give res.status, set, send and the rest that the http response node calls, and
- * the links between the two.
- */
-function initExpress(app: unknown, req: IncomingMessage, res: ServerResponse): void {
-  const a = app as ExpressApp;
-  const parse = a.get?.('query parser fn');
-  const at = (req.url ?? '').indexOf('?');
-  (req as unknown as Record<string, unknown>).query = typeof parse === 'function' ? parse(at < 0 ? '' : req.url!.slice(at + 1)) : {};
-  if (a.enabled?.('x-powered-by')) res.setHeader('X-Powered-By', 'Express');
-  const q = req as unknown as Record<string, unknown>;
-  const r = res as unknown as Record<string, unknown>;
-  q.res = res;
-  r.req = req;
-  q.next = () => undefined;
-  Object.setPrototypeOf(req, a.request as object);
-  Object.setPrototypeOf(res, a.response as object);
-  r.locals = r.locals ?? Object.create(null);
-}
-
-/** A short plain-text answer (or an empty one), with node:http's API only. */
-function answer(res: ServerResponse, code: number, text?: string): void {
-  if (res.headersSent) return;
-  res.statusCode = code;
-  if (text === undefined) {
-    res.end();
-    return;
-  }
-  const body = Buffer.from(`${text}\n`);
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.setHeader('Content-Length', body.length);
-  res.end(body);
-}
-
-/** The query string as an object; a repeated name gives an array. The token is removed by the caller. */
-function queryOf(url: string | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const at = (url ?? '').indexOf('?');
-  if (at < 0) return out;
-  for (const [k, v] of new URLSearchParams(url!.slice(at + 1))) {
-    const prev = out[k];
-    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-  }
-  return out;
-}
 
 function typedPayload(r: CmsRecord): Record<string, unknown> {
   const payload: Record<string, unknown> = {

@@ -6,7 +6,8 @@
  * In front of RED.httpNode, red.js mounts the editor's app at httpAdminRoot, then httpNodeAuth; inside
  * the route come httpNodeMiddleware and httpNodeCors (the receiver applies the CORS headers itself).
  */
-import { normalisePath, type EndpointSettings } from './http-endpoint';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { normalisePath, routerOf, type EndpointSettings } from './http-endpoint';
 
 export interface DirectRouteSettings extends EndpointSettings {
   /** Set by red.js to the settings file it loaded; absent when Node-RED is embedded. */
@@ -24,11 +25,6 @@ export interface DirectRouteSettings extends EndpointSettings {
 
 // First segments of the editor's own POST routes under httpAdminRoot (@node-red/editor-api and core nodes).
 const EDITOR_POST_ROUTES = new Set(['auth', 'flows', 'flow', 'nodes', 'settings', 'projects', 'library', 'inject', 'debug', 'context', 'credentials', 'plugins', 'diagnostics']);
-
-interface Layer {
-  route?: { methods?: Record<string, boolean> };
-  match?: (path: string) => boolean;
-}
 
 /**
  * Why `fullPath` (httpNodeRoot included) must stay on its Express route, or null when it may be answered
@@ -65,15 +61,42 @@ function below(root: string, path: string): string | null {
 
 /** A POST route in the editor app's own router (where nodes add theirs with RED.httpAdmin.post) that matches. */
 function adminRouteMatches(app: unknown, rel: string): boolean {
-  const a = app as { _router?: { stack?: Layer[] }; router?: { stack?: Layer[] } } | null;
-  let stack: Layer[] | undefined;
-  try {
-    stack = a?._router?.stack ?? a?.router?.stack;
-  } catch {
-    stack = undefined; // Express 4's `router` getter throws before the first route
-  }
-  return (stack ?? []).some((layer) => {
+  return (routerOf(app as Parameters<typeof routerOf>[0])?.stack ?? []).some((layer) => {
     const methods = layer.route?.methods;
     return !!methods && (methods.post || methods._all) && typeof layer.match === 'function' && layer.match(rel);
   });
+}
+
+interface ExpressApp {
+  request?: object;
+  response?: object;
+  enabled?(setting: string): boolean;
+  get?(setting: string): unknown;
+}
+
+export function canInitExpress(app: unknown): boolean {
+  const a = app as ExpressApp | null;
+  return !!a && typeof a.request === 'object' && typeof a.response === 'object';
+}
+
+/**
+ * What Express's query and init middleware do to every request it routes (express/lib/middleware): the
+ * parsed query (res.jsonp reads it), the app's request and response prototypes (app.request /
+ * app.response), which give res.status, set, send and the rest that the http response node calls, and
+ * the links between the two.
+ */
+export function initExpress(app: unknown, req: IncomingMessage, res: ServerResponse): void {
+  const a = app as ExpressApp;
+  const parse = a.get?.('query parser fn');
+  const at = (req.url ?? '').indexOf('?');
+  (req as unknown as Record<string, unknown>).query = typeof parse === 'function' ? parse(at < 0 ? '' : req.url!.slice(at + 1)) : {};
+  if (a.enabled?.('x-powered-by')) res.setHeader('X-Powered-By', 'Express');
+  const q = req as unknown as Record<string, unknown>;
+  const r = res as unknown as Record<string, unknown>;
+  q.res = res;
+  r.req = req;
+  q.next = () => undefined;
+  Object.setPrototypeOf(req, a.request as object);
+  Object.setPrototypeOf(res, a.response as object);
+  r.locals = r.locals ?? Object.create(null);
 }

@@ -15,7 +15,8 @@ interface ExpressLike {
   router?: { stack: Layer[] };
 }
 interface Layer {
-  route?: { path: string; stack: Array<{ handle: unknown }> };
+  route?: { path: string; stack: Array<{ handle: unknown }>; methods?: Record<string, boolean> };
+  match?: (path: string) => boolean;
 }
 
 export interface EndpointSettings {
@@ -105,7 +106,8 @@ export function mountEndpoint(
 }
 
 /** Express 4 keeps its router in `_router` (created with the first route; its `router` getter throws); Express 5 in `router`. */
-function routerOf(app: ExpressLike): { stack: Layer[] } | undefined {
+export function routerOf(app: ExpressLike | null | undefined): { stack: Layer[] } | undefined {
+  if (!app) return undefined;
   if (app._router) return app._router;
   try {
     return app.router;
@@ -116,7 +118,7 @@ function routerOf(app: ExpressLike): { stack: Layer[] } | undefined {
 
 function routeExists(app: ExpressLike, p: string): boolean {
   const router = routerOf(app);
-  return !!router?.stack.some((layer) => layer.route?.path === p && layer.route.stack.length > 0 && (layer.route as any).methods?.post);
+  return !!router?.stack.some((layer) => layer.route?.path === p && layer.route.stack.length > 0 && layer.route.methods?.post);
 }
 
 export class BodyTooLargeError extends Error {
@@ -183,4 +185,30 @@ export function corsHandler(opts: CorsOptions): Handler {
     if (opts.exposedHeaders) res.setHeader('Access-Control-Expose-Headers', list(opts.exposedHeaders)!);
     next();
   };
+}
+
+/** A short plain-text answer (or an empty one), with node:http's API only. */
+export function answer(res: ServerResponse, code: number, text?: string): void {
+  if (res.headersSent) return;
+  res.statusCode = code;
+  if (text === undefined) {
+    res.end();
+    return;
+  }
+  const body = Buffer.from(`${text}\n`);
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', body.length);
+  res.end(body);
+}
+
+/** The query string as an object; a repeated name gives an array. The token is removed by the caller. */
+export function queryOf(url: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const at = (url ?? '').indexOf('?');
+  if (at < 0) return out;
+  for (const [k, v] of new URLSearchParams(url!.slice(at + 1))) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
 }
