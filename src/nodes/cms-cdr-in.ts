@@ -7,10 +7,8 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
 import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
-import { normalisePath, effectivePath, readBody, corsHandler, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
+import { normalisePath, effectivePath, readBody, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
-import { serveDirect } from './lib/raw-capture';
-import { directRouteBlocker, canInitExpress, initExpress } from './lib/direct-route';
 import { nodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
@@ -194,30 +192,13 @@ export = function register(RED: NodeAPI): void {
         });
     };
     const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
-    const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
-    // The Express route stays mounted (for GET probes, and for POSTs when the direct route is not used);
-    // POSTs are answered at the server when nothing in front of the route could change them. With flow
-    // acknowledgement the http response node answers through Express's response methods, so the
-    // request and response get them first, as Express's own init step would give them.
-    let direct: { close(): void } | null = null;
-    if (endpoint) {
-      const blocker = directRouteBlocker(RED.settings as any, RED.httpAdmin, url) ?? (ackByFlow && !canInitExpress(RED.httpNode) ? 'no Express app to answer through' : null);
-      const cors = (RED.settings as any).httpNodeCors;
-      const corsHeaders = cors ? corsHandler(cors) : null;
-      direct = blocker === null
-        ? serveDirect((RED as any).server, url, !!rules.token, (req, res) => {
-          if (ackByFlow) initExpress(RED.httpNode, req, res);
-          if (corsHeaders) corsHeaders(req as any, res as any, () => undefined);
-          post(req as any, res as any, () => undefined);
-        })
-        : null;
-      node.debug(direct ? `${url}: POSTs answered at the HTTP server` : `${url}: POSTs answered by the Express route (${blocker ?? 'no server'})`);
-    }
+    // POSTs are also answered at the HTTP server when nothing in front of the route could change them;
+    // with flow acknowledgement the http response node needs Express's response methods set up first.
+    const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status, { token: !!rules.token, expressResponse: ackByFlow });
     if (endpoint) status.set({ fill: 'green', shape: 'ring', text: url }, true);
 
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
-      direct?.close();
       endpoint?.close();
       for (const [res, timer] of awaitingFlow) {
         clearTimeout(timer);

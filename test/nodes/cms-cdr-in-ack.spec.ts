@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
-import { helper, capture, collect, settle, coreNode, useTempUserDir } from '../helpers/red';
+import { helper, capture, collect, settle, coreNode, useTempUserDir, STANDALONE } from '../helpers/red';
 import { mividasPosts } from '../helpers/fixtures';
 
 // With settingsFile (red.js) the POSTs are answered at the HTTP server, through Express's response methods.
@@ -15,7 +15,7 @@ describe(`cms-cdr-in acknowledged by the flow, POSTs answered ${via === 'route' 
   const { dir } = useTempUserDir('each');
   const { module: node, red } = capture(cmsCdrIn as any);
   const httpin = coreNode('network/21-httpin.js');
-  beforeEach(() => helper.settings({ userDir: dir(), ...(via === 'server' ? { settingsFile: '/etc/node-red/settings.js' } : {}) }));
+  beforeEach(() => helper.settings({ userDir: dir(), ...(via === 'server' ? STANDALONE : {}) }));
 
 
   const flow = (status: string, extra: Record<string, unknown> = {}): any[] => [

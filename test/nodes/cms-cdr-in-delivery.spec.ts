@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
-import { helper, capture, settle } from '../helpers/red';
+import { helper, capture, settle, STANDALONE } from '../helpers/red';
 import { mividasPosts } from '../helpers/fixtures';
 import { CmsSender, syntheticPosts } from '../simulators/cms-sender';
 
@@ -59,7 +59,7 @@ describe('cms-cdr-in delivery with the CMS sender simulator', () => {
       const monkey = chaosMonkey();
       const chaos = monkey.counts;
       // at the server, the chaos goes in front of the server's listeners (where the direct route sits)
-      helper.settings((via === 'route' ? { userDir, httpNodeMiddleware: monkey.middleware } : { userDir, settingsFile: '/etc/node-red/settings.js' }) as any);
+      helper.settings((via === 'route' ? { userDir, httpNodeMiddleware: monkey.middleware } : { userDir, ...STANDALONE }) as any);
       await helper.startServer();
       await helper.load(node, [
         { id: 'in', type: 'cms-cdr-in', path: '/cdr', wires: [['out'], []] },

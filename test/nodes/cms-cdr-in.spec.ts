@@ -4,15 +4,11 @@ import * as path from 'node:path';
 import * as http from 'node:http';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
-import { helper, capture, collect, settle, useTempUserDir } from '../helpers/red';
+import { helper, capture, collect, settle, useTempUserDir, STANDALONE } from '../helpers/red';
 import { mividasPosts, shared, own, envelope, sortKeys } from '../helpers/fixtures';
 
 const XML = 'text/xml';
 
-// red.js sets settingsFile; with it (and nothing in front of the route) POSTs are answered at the HTTP
-// server instead of the Express route. The helper's server has an empty Express app, so there a 200
-// can only come from the direct route.
-const STANDALONE = { settingsFile: '/etc/node-red/settings.js' };
 
 for (const via of ['route', 'server'] as const) {
 describe(`cms-cdr-in node, POSTs answered ${via === 'route' ? 'by its Express route' : 'at the HTTP server'}`, () => {
