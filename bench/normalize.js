@@ -40,7 +40,7 @@ function comxMessages(n) {
 }
 
 function webexMessages(n) {
-  const template = require(path.join(__dirname, '..', '..', 'shared', 'fixtures', 'webex', 'real_webexone2026-lab_cdr_feed_2026-09-24.json')).items[0];
+  const template = require(path.join(__dirname, '..', 'test', 'fixtures', 'shared', 'webex', 'real_webexone2026-lab_cdr_feed_2026-09-24.json')).items[0];
   const out = [];
   for (let i = 0; i < n; i++) {
     const start = Date.UTC(2026, 8, 24) + i * 3000;

@@ -1,8 +1,9 @@
-/** Paths to the shared captured payloads (../shared/fixtures) and this package's own test inputs. */
+/** Paths to the captured payloads (test/fixtures/shared, a copy of the project's shared fixtures) and this package's own test inputs. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const sharedFixtures = path.resolve(__dirname, '..', '..', '..', 'shared', 'fixtures');
+// kept in the repository, so a fresh clone needs nothing beside it
+export const sharedFixtures = path.resolve(__dirname, '..', 'fixtures', 'shared');
 export const ownFixtures = path.resolve(__dirname, '..', 'fixtures');
 
 export function shared(...parts: string[]): string {

@@ -5,7 +5,7 @@
  * through Link rel="next" with a server cursor, late-written records, the rate limit (429 with
  * Retry-After), 451 naming the org's region, 404 "No CDRs…" for empty windows, 401 on expired access
  * tokens, and injectable faults (5xx bursts, 504, 423, hangs). Records are built from the real ones in
- * ../shared/fixtures/webex/. Time comes from a Clock, so tests run hours of API time in milliseconds.
+ * test/fixtures/shared/webex/. Time comes from a Clock, so tests run hours of API time in milliseconds.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
