@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseCdrDocument, CdrParseError } from '../../src/cms/parse';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { parseCdrDocument, CdrParseError, xmlObjects } from '../../src/cms/parse';
 import { shared, own, mividasPosts, envelope, sortKeys, sharedFixtures } from '../helpers/fixtures';
 
 describe('cms/parse', () => {
@@ -221,6 +222,65 @@ describe('cms/parse', () => {
         else refused++;
       }
       assert.ok(accepted > 0 && refused > 0, `accepted ${accepted}, refused ${refused}`);
+    });
+  });
+
+  describe('objects from the ordered tree', () => {
+    // fast-xml-parser's own object step, with the options parse.ts used before it read the ordered tree
+    const reference = new XMLParser({
+      ignoreAttributes: false, attributeNamePrefix: '@', textNodeName: '#text', parseTagValue: false, parseAttributeValue: false,
+      trimValues: true, ignoreDeclaration: true, ignorePiTags: true, processEntities: false,
+      isArray: (name, jPath) => name === 'record' && typeof jPath === 'string' && jPath.split('.').length === 2,
+    });
+    // the same objects, or the same error (the parser refuses a few things the validator lets through)
+    const outcome = (parse: () => unknown) => {
+      try {
+        return JSON.stringify(parse());
+      } catch (err) {
+        return `error: ${(err as Error).message}`;
+      }
+    };
+    const same = (doc: string) => assert.equal(outcome(() => xmlObjects(doc)), outcome(() => reference.parse(doc)), doc.slice(0, 300));
+
+    it('gives fast-xml-parser\'s objects, key order included, for every fixture document', () => {
+      const docs = [...mividasPosts()];
+      for (const dir of [path.join(sharedFixtures, 'cms'), path.join(sharedFixtures, 'cms', 'official-doc-example_cms-2.0-cdr-guide')]) {
+        for (const f of fs.readdirSync(dir)) if (f.endsWith('.xml')) docs.push(fs.readFileSync(path.join(dir, f), 'utf8'));
+      }
+      assert.ok(docs.length > 15, `${docs.length} documents`);
+      for (const d of docs) same(d);
+    });
+
+    it('matches on mixed content, empty and repeated elements, attributes with text, and odd names', () => {
+      same('<a x="1">t<b/>u<b>v</b><c></c><d y="2"/><e z="3">w</e><constructor>1</constructor><toString/><b/></a>');
+      same('<records><record/></records>');
+      same('<records a="1"><record a="1"/><record>x</record><x><record/><record/></x> tail </records>');
+      same('<records> <!-- c --> <record><![CDATA[ x ]]></record>text<?pi x?></records>');
+      same('<other><record/></other>');
+    });
+
+    it('matches on thousands of mutated documents that still pass the validator', () => {
+      let seed = 0x51a7e5ed;
+      const rand = (n: number) => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return Math.floor(((seed >>> 0) / 0x100000000) * n);
+      };
+      const posts = mividasPosts();
+      const pieces = ['<', '>', '/', '=', '"', ' ', 'a', '<b>', '</b>', '<c/>', '&amp;', '<record>', '</record>', '<!-- x -->'];
+      let checked = 0;
+      for (let i = 0; i < 20000; i++) {
+        let d = posts[i % posts.length];
+        for (let e = 0, edits = 1 + rand(3); e < edits; e++) {
+          const at = rand(d.length);
+          d = rand(2) ? d.slice(0, at) + pieces[rand(pieces.length)] + d.slice(at) : d.slice(0, at) + d.slice(at + 1 + rand(30));
+        }
+        if (XMLValidator.validate(d) !== true) continue;
+        checked++;
+        same(d);
+      }
+      assert.ok(checked > 1000, `${checked} valid mutants`);
     });
   });
 });
