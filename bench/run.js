@@ -11,8 +11,8 @@ const { spawnSync } = require('node:child_process');
 const all = {
   cms: ['cms.js'],
   // one call bridge posting one batch at a time, then a cluster of 16 posting at once
-  'cms-sqlite': ['cms-sqlite.js', '20000', '10', '3', '1'],
-  'cms-sqlite-cluster': ['cms-sqlite.js', '20000', '10', '3', '16'],
+  'cms-sqlite': ['cms-sqlite.js', '20000', '10', '7', '1'],
+  'cms-sqlite-cluster': ['cms-sqlite.js', '20000', '10', '7', '16'],
   comx: ['comx.js'],
   webex: ['webex.js'],
   normalize: ['normalize.js'],
