@@ -134,8 +134,8 @@ async function main() {
       if ((await all("SELECT name FROM sqlite_master WHERE type='table' AND name='record'")).length) break;
       await new Promise((r) => setTimeout(r, 10));
     }
-    // warm-up, then rounds of (bare, example) on fresh sessions; the medians are reported, because other
-    // work on the machine makes single runs noisy
+    // warm-up, then rounds of (bare, limit, example, Cisco's approach) on fresh sessions; the medians are
+    // reported, because other work on the machine makes single runs noisy
     await send(base, '/cdr-bare', bodies('00000000-0000-4000-8000-f').map((l) => l.slice(0, 50)));
     await send(base, '/cdr', bodies('00000000-0000-4000-8000-e').map((l) => l.slice(0, 50)));
     const rounds = [];
@@ -160,9 +160,8 @@ async function main() {
       });
       if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-sqlite-example-${Date.now()}.cpuprofile`));
       allStored &&= stored === expected;
-      // Cisco's approach last in the round: its fsync per record leaves the disk busy for a while, which
-      // slowed whatever came next by a fifth in trials here
-      // a tenth of the records: one commit per record is slow
+      // Cisco's approach last in the round, on a tenth of the records: its commit (and fsync) per record
+      // is slow and leaves the disk busy for a while, which slowed whatever came next by a fifth here
       const ciscoBefore = ciscoStored;
       const ciscoMs = await send(ciscoBase, '/', bodies(`00000000-0000-4000-8000-4${String(round).padStart(2, '0')}`).map((l) => l.slice(0, Math.ceil(l.length / 10))));
       const ciscoRate = (ciscoStored - ciscoBefore) / (ciscoMs / 1000);
