@@ -96,8 +96,6 @@ export = function register(RED: NodeAPI): void {
     };
 
     const post: Handler = (req, res) => {
-      // Only node:http's request and response are used here: the POST may come through Express's route
-      // or straight from the server (serveDirect), and must get the same answer either way.
       const remote = plainAddress(req.ip ?? req.socket.remoteAddress);
       const query = queryOf(req.originalUrl ?? req.url);
       const tokenGiven = (req.params?.token as string | undefined) ?? (typeof query.token === 'string' ? query.token : null);
@@ -192,9 +190,7 @@ export = function register(RED: NodeAPI): void {
         });
     };
     const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
-    // POSTs are also answered at the HTTP server when nothing in front of the route could change them;
-    // with flow acknowledgement the http response node needs Express's response methods set up first.
-    const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status, { token: !!rules.token, expressResponse: ackByFlow });
+    const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
     if (endpoint) status.set({ fill: 'green', shape: 'ring', text: url }, true);
 
     node.on('close', (removed: boolean, done: () => void) => {

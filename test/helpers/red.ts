@@ -120,10 +120,3 @@ export function useTempUserDir(scope: 'each' | 'suite', prefix = 'cdrflow-test-'
   }
   return { dir: () => userDir };
 }
-
-/**
- * Settings as Node-RED's own launcher (red.js) leaves them: with settingsFile set, and nothing in front of
- * the route, receivers answer POSTs at the HTTP server (src/nodes/lib/direct-route.ts). The helper's own
- * server has an empty Express app, so a 200 from helper.url() can only come from that direct route.
- */
-export const STANDALONE = { settingsFile: '/etc/node-red/settings.js' };

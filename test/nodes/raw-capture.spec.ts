@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { captureRawBodies, capturedBody, serveDirect } from '../../src/nodes/lib/raw-capture';
+import { captureRawBodies, capturedBody } from '../../src/nodes/lib/raw-capture';
 
 describe('nodes/lib/raw-capture', () => {
   it('reads POST bodies to its paths before the server’s own listener, and gives the server back on close', async () => {
@@ -32,30 +32,6 @@ describe('nodes/lib/raw-capture', () => {
     assert.deepEqual(server.listeners('request'), [original], 'the server has its own listener back');
     assert.equal(await post('/red/ccfs/cb', 'abcd'), 'parsed 4');
     assert.equal(captureRawBodies(undefined, settings, ['/x'], 1), null);
-    await new Promise((r) => server.close(r));
-  });
-});
-
-describe('nodes/lib/raw-capture serveDirect', () => {
-  it('answers POSTs to its path at the server, takes a token segment, passes everything else on, and gives the server back', async () => {
-    const server = http.createServer((req, res) => res.end(`express ${req.method} ${req.url}`));
-    const original = server.listeners('request')[0];
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const direct = serveDirect(server, '/red/cdr', true, (req, res) => res.end(`direct ${JSON.stringify((req as any).params)}`))!;
-    assert.equal(serveDirect(server, '/RED/cdr/', false, (_q, r) => r.end()), null, 'one direct route per path');
-    const send = async (p: string, method = 'POST') => (await request(`${base}${p}`, { method, body: method === 'POST' ? 'x' : undefined })).body.text();
-    assert.equal(await send('/red/cdr'), 'direct {}');
-    assert.equal(await send('/RED/CDR/?a=1'), 'direct {}', 'case-insensitive, one trailing slash, any query, as Express');
-    assert.equal(await send('/red/cdr/S3cr%2Ft'), 'direct {"token":"S3cr/t"}', 'the token as sent, decoded');
-    assert.equal(await send('/red/cdr/bad%zz'), 'express POST /red/cdr/bad%zz', 'a malformed escape is left to Express');
-    assert.equal(await send('/red/cdr/a/b'), 'express POST /red/cdr/a/b');
-    assert.equal(await send('/red/cdr', 'GET'), 'express GET /red/cdr', 'probes stay on the route');
-    assert.equal(await send('/red/cdrx'), 'express POST /red/cdrx');
-    direct.close();
-    assert.deepEqual(server.listeners('request'), [original]);
-    assert.equal(await send('/red/cdr'), 'express POST /red/cdr');
-    assert.equal(serveDirect(null, '/x', false, () => undefined), null);
     await new Promise((r) => server.close(r));
   });
 });

@@ -1,6 +1,8 @@
 /**
- * Hooks on the HTTP server, in front of Express: keeping a receiver's raw body away from the editor's
- * body parsers, and answering a receiver's POSTs directly (serveDirect, at the end).
+ * The one hook on the HTTP server, in front of Express: keeping a receiver's raw body away from the
+ * editor's body parsers so a signature over the exact bytes can be checked. It answers nothing: every
+ * request still goes through Express and RED.httpNode, so settings.js (auth, requireHttps, middleware)
+ * holds for it.
  *
  * Node-RED mounts its editor/admin app, which runs bodyParser.json and .urlencoded on every request it
  * sees, in front of RED.httpNode; with the default settings both sit at "/", so a JSON POST to an httpNode
@@ -17,19 +19,11 @@ const RAW = Symbol.for('cdrflow.rawBody');
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A route answered at the server: `token` also takes `<path>/<one segment>`, given as req.params.token. */
-interface DirectRoute {
-  handler: Listener;
-  token: boolean;
-}
-
 interface Installed {
   original: Listener[];
   wrapper: Listener;
   /** full path (lowercase, no trailing slash) -> owners' limits */
   paths: Map<string, number[]>;
-  /** full path (lowercase, no trailing slash) -> the one route answering POSTs to it at the server */
-  direct: Map<string, DirectRoute>;
 }
 
 const installed = new WeakMap<Server, Installed>();
@@ -42,39 +36,16 @@ export function capturedBody(req: IncomingMessage): Buffer | Error | undefined {
 // Express matches routes case-insensitively and ignores one trailing slash; so does this.
 const key = (p: string) => (p.toLowerCase().replace(/\/+$/, '') || '/');
 
-/** The direct route for a POST to `pathname`, with the token segment when the route takes one. */
-function directRoute(state: Installed, pathname: string): { route: DirectRoute; token?: string } | null {
-  const exact = state.direct.get(key(pathname));
-  if (exact) return { route: exact };
-  const trimmed = pathname.replace(/\/+$/, '');
-  const slash = trimmed.lastIndexOf('/');
-  const parent = slash >= 0 ? state.direct.get(key(trimmed.slice(0, slash))) : undefined;
-  if (!parent?.token) return null;
-  try {
-    // the segment as sent (not lowercased), decoded the way Express decodes route parameters
-    return { route: parent, token: decodeURIComponent(trimmed.slice(slash + 1)) };
-  } catch {
-    return null; // a malformed escape: Express answers it (400) as it would have
-  }
-}
-
 function install(server: Server): Installed {
   const existing = installed.get(server);
   if (existing) return existing;
-  const state: Installed = { original: server.listeners('request') as Listener[], wrapper: () => undefined, paths: new Map(), direct: new Map() };
+  const state: Installed = { original: server.listeners('request') as Listener[], wrapper: () => undefined, paths: new Map() };
   state.wrapper = (req, res) => {
     const pass = () => {
       for (const l of state.original) l.call(server, req, res);
     };
     if (req.method !== 'POST') return pass();
     const pathname = (req.url ?? '/').split('?')[0];
-    if (state.direct.size > 0) {
-      const found = directRoute(state, pathname);
-      if (found) {
-        (req as unknown as Record<string, unknown>).params = found.token === undefined ? {} : { token: found.token };
-        return found.route.handler(req, res);
-      }
-    }
     const limits = state.paths.get(key(pathname));
     if (!limits || limits.length === 0) return pass();
     readBody(req, Math.max(...limits)).then(
@@ -96,9 +67,9 @@ function install(server: Server): Installed {
   return state;
 }
 
-/** Gives the server its own listeners back once nothing is captured or answered here, if ours is still the one installed. */
+/** Gives the server its own listeners back once nothing is captured here, if ours is still the one installed. */
 function uninstallIfIdle(server: Server, state: Installed): void {
-  if (state.paths.size > 0 || state.direct.size > 0) return;
+  if (state.paths.size > 0) return;
   const now = server.listeners('request');
   if (now.length === 1 && now[0] === state.wrapper) {
     server.removeListener('request', state.wrapper);
@@ -129,34 +100,6 @@ export function captureRawBodies(server: Server | null | undefined, settings: En
         limits.splice(limits.indexOf(limit), 1);
         if (limits.length === 0) state.paths.delete(p);
       }
-      uninstallIfIdle(server, state);
-    },
-  };
-}
-
-/**
- * Answers POSTs to `fullPath` (httpNodeRoot included) at the server, before Express sees them: Express's
- * request set-up and routing cost as much as parsing a CDR, on every POST. Only for callers that checked
- * nothing in front of their route could answer or change such a request (see direct-route.ts), and whose
- * handler needs nothing from Express. Returns a remover, or null when there is no server (or a route is
- * already served here for that path): the Express route then answers.
- */
-export function serveDirect(server: Server | null | undefined, fullPath: string, token: boolean, handler: Listener): { close(): void } | null {
-  if (!attachable(server)) return null;
-  const state = install(server);
-  const k = key(fullPath);
-  if (state.direct.has(k)) {
-    uninstallIfIdle(server, state);
-    return null;
-  }
-  const route: DirectRoute = { handler, token };
-  state.direct.set(k, route);
-  let closed = false;
-  return {
-    close() {
-      if (closed) return;
-      closed = true;
-      if (state.direct.get(k) === route) state.direct.delete(k);
       uninstallIfIdle(server, state);
     },
   };

@@ -1,13 +1,11 @@
 /**
  * What the two HTTP receivers (cms-cdr-in, ccfs-callback-in) do alike around their own handler:
  * refuse to start when settings disable HTTP nodes, mount the route (one owner per path, a catchable
- * error otherwise; optionally answered at the HTTP server as well), answer health probes, and warn about refused senders without flooding the log.
+ * error otherwise), answer health probes, and warn about refused senders without flooding the log.
  * Each node's catalog provides `<type>.errors.httpDisabled|pathInUse` and `<type>.status.httpDisabled|pathInUse`.
  */
 import type { NodeAPI, Node, NodeMessage } from 'node-red';
-import { mountEndpoint, corsHandler, PathInUseError, type Endpoint, type Handler } from './http-endpoint';
-import { serveDirect } from './raw-capture';
-import { directRouteBlocker, canInitExpress, initExpress } from './direct-route';
+import { mountEndpoint, PathInUseError, type Endpoint, type Handler } from './http-endpoint';
 import type { ThrottledStatus } from './status';
 
 /** True (after a warning and a grey status) when settings.js sets httpNodeRoot to false. */
@@ -18,21 +16,11 @@ export function httpNodesDisabled(RED: NodeAPI, node: Node, type: string, status
   return true;
 }
 
-export interface DirectOptions {
-  /** `paths` include `<path>/:token`: the server takes the extra segment too. */
-  token: boolean;
-  /** The flow answers through an http response node, which needs Express's response methods. */
-  expressResponse: boolean;
-}
-
 /**
- * Mounts POST (and GET for probes) on RED.httpNode; a taken path is a catchable error and a red status.
- * With `direct`, POSTs are also answered at the HTTP server when nothing in front of the route could
- * change them (direct-route.ts); `post` must then use node:http's request and response only, unless
- * `expressResponse` asks for Express's to be set up first. The Express route stays for GET probes and
- * as the fallback; close removes both.
+ * Mounts POST (and GET for probes) on RED.httpNode, as core `http in` does; a taken path is a catchable
+ * error and a red status.
  */
-export function mountReceiver(RED: NodeAPI, node: Node, type: string, url: string, paths: string[], post: Handler, status: ThrottledStatus, direct?: DirectOptions): Endpoint | null {
+export function mountReceiver(RED: NodeAPI, node: Node, type: string, url: string, paths: string[], post: Handler, status: ThrottledStatus): Endpoint | null {
   const get: Handler = (_req, res) => {
     res.status(200).type('text/plain').send(`${type} ready\n`);
   };
@@ -45,25 +33,7 @@ export function mountReceiver(RED: NodeAPI, node: Node, type: string, url: strin
     status.set({ fill: 'red', shape: 'ring', text: RED._(`${type}.status.pathInUse`) }, true);
     return null;
   }
-  if (!direct) return endpoint;
-  const settings = RED.settings as any;
-  const blocker = directRouteBlocker(settings, RED.httpAdmin, url)
-    ?? (direct.expressResponse && !canInitExpress(RED.httpNode) ? 'no Express app to answer through' : null);
-  const cors = settings.httpNodeCors ? corsHandler(settings.httpNodeCors) : null;
-  const server = blocker === null
-    ? serveDirect((RED as any).server, url, direct.token, (req, res) => {
-      if (direct.expressResponse) initExpress(RED.httpNode, req, res);
-      if (cors) cors(req as any, res as any, () => undefined);
-      post(req as any, res as any, () => undefined);
-    })
-    : null;
-  node.debug(server ? `${url}: POSTs answered at the HTTP server` : `${url}: POSTs answered by the Express route (${blocker ?? 'no server'})`);
-  return {
-    close() {
-      server?.close();
-      endpoint.close();
-    },
-  };
+  return endpoint;
 }
 
 /** node.warn at most once per `intervalMs` for each key, so a scanner hammering an endpoint cannot flood the log. */
