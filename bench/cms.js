@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 /**
- * cms-cdr-in throughput against baselines measured in the same run:
- *  - core:  what a user builds without this package: http in -> xml -> change -> split (+ http response)
- *  - bare:  node:http + fast-xml-parser as commonly used, no Node-RED and no well-formedness check
- *  - bare+validate: the same with XMLValidator, which any receiver that must refuse malformed XML needs
- * Node-RED runs as users run it (red.js, editor at "/"). Prints records/s and the ratios, medians of
- * BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS each, for one-record and 20-record posts; then ack
- * latency at 1,000 records/s and heap use over a soak (BENCH_SOAK_S, default 60 s; the issue asks 300).
+ * cms-cdr-in throughput against baselines measured in the same run, every side into the same minimal
+ * counting node (bench/sink, not a function node, whose sandbox costs more than a receiver):
+ *  - core: what a user builds without this package: http in -> xml -> change -> split (+ http response);
+ *  - floor: what any receiver inside Node-RED must pay per POST: an empty `http in -> http response`
+ *    flow (Node-RED's HTTP stack and routing), plus reading the body, fast-xml-parser's XMLValidator and
+ *    parse in a node:http server of their own, less an empty node:http server's cost (counted once).
+ * Costs are CPU time of this process (which hosts every server; the load comes from a child process),
+ * so a busy machine moves them less than wall-clock rates. Node-RED runs as users run it (red.js,
+ * editor at "/", settings file). Prints records per CPU-second and the ratios, medians of BENCH_ROUNDS
+ * interleaved rounds (default 5) of BENCH_SECONDS each, for one-record and 20-record posts; then ack
+ * latency at 1,000 records/s and heap use over a soak (BENCH_SOAK_S, default 60 s).
  * BENCH_PROFILE=<dir> writes a CPU profile of each cms-cdr-in measurement; BENCH_OUTPUT=post measures
  * one message per POST instead of one per record.
  * Load comes from a child process (bench/load.js). Numbers vary with the machine; ratios are the point.
@@ -24,7 +28,7 @@ const { startRedJs, statusOf } = require('./node-red');
 const SECONDS = Number(process.env.BENCH_SECONDS || 8);
 const SOAK = Number(process.env.BENCH_SOAK_S || 60);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 
 function records(n, start, session = 'b0b0b0b0-1111-4222-8333-444455556666', bridge = 'c0c0c0c0-1111-4222-8333-444455556666') {
   let out = '';
@@ -79,6 +83,9 @@ async function startNodeRed() {
     { id: 'tochg', z: tab, type: 'change', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'payload.records.record', tot: 'msg' }], wires: [['splitter']] },
     { id: 'splitter', z: tab, type: 'split', splt: '\\n', spltType: 'str', arraySplt: 1, arraySpltType: 'len', stream: false, addname: '', wires: [['sink2']] },
     { id: 'sink2', z: tab, type: 'bench-sink', wires: [] },
+    // the floor's Node-RED part: routing a POST to a flow and answering it, nothing else
+    { id: 'ein', z: tab, type: 'http in', url: '/empty', method: 'post', upload: false, wires: [['eresp']] },
+    { id: 'eresp', z: tab, type: 'http response', statusCode: '200', headers: {}, wires: [] },
   ];
   // started when both routes answer their probes (an OPTIONS on the core route: it takes only POST)
   return startRedJs({
@@ -88,25 +95,30 @@ async function startNodeRed() {
   });
 }
 
-function startBare(validate) {
+/** node:http reading each body; with `parse`, XMLValidator then parse (records counted), else nothing more. */
+function startBare(parse) {
   const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (_n, j) => j === 'records.record' });
   let count = 0;
+  let posts = 0;
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (validate && XMLValidator.validate(text) !== true) {
-        res.statusCode = 400;
-        return res.end();
+      posts++;
+      if (parse) {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (XMLValidator.validate(text) !== true) {
+          res.statusCode = 400;
+          return res.end();
+        }
+        const doc = parser.parse(text);
+        count += doc.records.record.length;
       }
-      const doc = parser.parse(text);
-      count += doc.records.record.length;
       res.statusCode = 200;
       res.end();
     });
   });
-  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: server.address().port, count: () => count })));
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: server.address().port, count: () => count, posts: () => posts })));
 }
 
 /**
@@ -116,52 +128,67 @@ function startBare(validate) {
  */
 async function measure(name, url, file, counter) {
   const profile = process.env.BENCH_PROFILE && name === 'cms-cdr-in' ? await startProfile() : null;
-  const before = counter();
+  const before = counter ? counter() : 0;
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   const result = await load(url, SECONDS, 0, file);
   await new Promise((r) => setTimeout(r, 200));
   const cpu = process.cpuUsage(cpu0);
   const secs = (Date.now() - t0 - 200) / 1000;
-  const n = counter() - before;
+  const n = counter === null ? result.ok : counter() - before;
   if (result.failed) console.log(`  ${name}: ${result.failed} failed requests`);
   if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-cdr-in-${Date.now()}.cpuprofile`));
-  return { rate: n / secs, perCpu: n / ((cpu.user + cpu.system) / 1e6) };
+  const cpuS = (cpu.user + cpu.system) / 1e6;
+  // n: records for the receivers, POSTs for the empty servers (counter null)
+  return { rate: n / secs, perCpu: n / cpuS, cpuPerPost: cpuS / result.ok };
 }
 
 (async () => {
   console.log(`cms-cdr-in benchmark: ${SECONDS}s per measurement, ${CONNECTIONS} keep-alive connections, node ${process.version}, ${os.cpus().length} cores`);
   const nr = await startNodeRed();
-  const bare = await startBare(false);
-  const bareValid = await startBare(true);
+  const bareEmpty = await startBare(false);
+  const bareParse = await startBare(true);
   const base = `http://127.0.0.1:${nr.port}`;
   const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const summary = [];
   for (const perPost of (process.env.BENCH_PER_POST ? [Number(process.env.BENCH_PER_POST)] : [1, 20])) {
     const count = perPost === 1 ? 80000 : 8000;
-    // warm-up (its own sessions), then ROUNDS rounds of every side in turn; medians are reported, since
-    // the order of measurements and the neighbours on the machine move single figures by a third
-    await load(`${base}/cdr`, 2, 0, bodies(perPost, 0, perPost === 1 ? 20000 : 2000));
+    // warm-up of every side (its own sessions), then ROUNDS rounds of every side in turn; medians are
+    // reported, since the order of measurements and the neighbours on the machine move single figures
+    const warm = bodies(perPost, 0, perPost === 1 ? 20000 : 2000);
+    for (const where of ['cdr', 'core', 'empty']) await load(`${base}/${where}`, 2, 0, warm);
+    for (const b of [bareEmpty, bareParse]) await load(`http://127.0.0.1:${b.port}/`, 2, 0, warm);
     const sides = process.env.BENCH_ONLY === 'cms'
       ? [['cms-cdr-in', 'cdr']]
-      : [['cms-cdr-in', 'cdr'], ['core http in->xml->split', 'core'], ['bare node:http+fxp', bare], ['bare node:http+fxp+validate', bareValid]];
+      : [['cms-cdr-in', 'cdr'], ['core', 'core'], ['empty flow', 'empty'], ['node:http+validate+parse', bareParse], ['empty node:http', bareEmpty]];
     const runs = new Map(sides.map(([label]) => [label, []]));
     for (let round = 0; round < ROUNDS; round++) {
       // fresh sessions each round, so no measured POST is a resend; enough posts that no connection wraps around
       const file = bodies(perPost, 10 + round, count);
       for (const [label, where] of sides) {
         const url = typeof where === 'string' ? `${base}/${where}` : `http://127.0.0.1:${where.port}/`;
-        runs.get(label).push(await measure(label, url, file, typeof where === 'string' ? () => sinkCount : where.count));
+        const counter = where === 'empty' || where === bareEmpty ? null : typeof where === 'string' ? () => sinkCount : where.count;
+        runs.get(label).push(await measure(label, url, file, counter));
       }
     }
-    const med = new Map([...runs].map(([label, list]) => [label, { rate: median(list.map((r) => r.rate)), perCpu: median(list.map((r) => r.perCpu)) }]));
+    const med = new Map([...runs].map(([label, list]) => [label, {
+      rate: median(list.map((r) => r.rate)), perCpu: median(list.map((r) => r.perCpu)), cpuPerPost: median(list.map((r) => r.cpuPerPost)),
+    }]));
     const ours = med.get('cms-cdr-in');
     const fmt = (v) => Math.round(v).toLocaleString('en-US').padStart(9);
-    console.log(`\n${perPost} record(s) per POST (medians of ${ROUNDS} rounds)`);
-    for (const [label, v] of med) {
-      const ratio = label === 'cms-cdr-in' ? '' : `   cms-cdr-in / this: ${(ours.rate / v.rate).toFixed(2)}x wall, ${(ours.perCpu / v.perCpu).toFixed(2)}x CPU`;
-      console.log(`  ${label.padEnd(28)}${fmt(v.rate)} records/s ${fmt(v.perCpu)} records/CPU-s${ratio}`);
+    const us = (v) => `${(v * 1e6).toFixed(1).padStart(7)} µs/POST`;
+    console.log(`\n${perPost} record(s) per POST (medians of ${ROUNDS} interleaved rounds; CPU of the server process)`);
+    for (const [label, v] of med) console.log(`  ${label.padEnd(26)}${us(v.cpuPerPost)} ${fmt(v.rate)} /s wall ${fmt(v.perCpu)} /CPU-s`);
+    if (med.has('core')) {
+      const floorPerPost = med.get('empty flow').cpuPerPost + med.get('node:http+validate+parse').cpuPerPost - med.get('empty node:http').cpuPerPost;
+      const vsCore = ours.perCpu / med.get('core').perCpu;
+      const vsFloor = (perPost / floorPerPost) / ours.perCpu;
+      const line = `${perPost}/POST: ${vsCore.toFixed(2)}x the core flow, ${(1 / vsFloor).toFixed(2)}x the floor (floor ${us(floorPerPost).trim()}, cms-cdr-in ${us(ours.cpuPerPost).trim()})`;
+      summary.push(line);
+      console.log(`  => ${line}`);
     }
   }
+  if (summary.length) console.log(`\nsummary (records per CPU-second, ratios of medians):\n  ${summary.join('\n  ')}`);
 
   if (process.env.BENCH_ONLY === 'cms') process.exit(0);
   // ack latency at a steady 1,000 records/s (one record per POST), and heap over a soak at that rate
@@ -178,8 +205,8 @@ async function measure(name, url, file, counter) {
   const third = Math.max(1, Math.floor(heap.length / 3));
   const avg = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   console.log(`soak ${SOAK} s at 1,000 records/s: ${soak.ok.toLocaleString('en-US')} posts, p99 ${soak.p99.toFixed(1)} ms; heap first third ${avg(heap.slice(0, third)).toFixed(1)} MiB, last third ${avg(heap.slice(-third)).toFixed(1)} MiB (samples every 5 s${global.gc ? ', after gc' : ''})`);
-  bare.server.close();
-  bareValid.server.close();
+  bareEmpty.server.close();
+  bareParse.server.close();
   process.exit(0);
 })().catch((err) => {
   console.error(err);

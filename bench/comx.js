@@ -21,7 +21,7 @@ const yazl = require('yazl');
 
 const root = path.resolve(__dirname, '..');
 const { parseIndexBatches } = require(path.join(root, 'dist', 'comx', 'index-file.js'));
-const { readZipArchive } = require(path.join(root, 'dist', 'comx', 'archive.js'));
+const { readZipArchive } = require(path.join(root, 'dist', 'comx', 'ziprec.js'));
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);

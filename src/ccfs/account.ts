@@ -1,11 +1,11 @@
 /**
  * What a ccfs-account config node holds and shares with the nodes that use it: one client (one undici
  * agent) per account, the tenant's time zone, the keys for verifying callbacks, and the registry of
- * requests made, so a callback can say which request it answers. No node-red import here.
+ * requests made, so a callback can say which request it answers. No node-red import here: where the
+ * registry is kept is the caller's (a RequestKeeper, which the node kit's nodeState satisfies).
  */
-import { CcfsClient, CcfsValidationError, type SignedHeaderSet } from './client';
+import { CcfsClient, type SignedHeaderSet } from './client';
 import { RequestRegistry, type RequestRecord } from './callback';
-import { DebouncedSaver, type StateStore } from '../common/persist';
 import { isValidZone } from '../common/time';
 
 export interface CcfsAccountConfig {
@@ -22,40 +22,49 @@ export interface CcfsAccountConfig {
   retryBaseMs?: number;
 }
 
+/** Why a configuration cannot work, as a code (the words are the adapter's catalog) and the values to name. */
+export type AccountProblem =
+  | { code: 'baseUrlMissing' }
+  | { code: 'baseUrlInvalid'; baseUrl: string }
+  | { code: 'baseUrlScheme'; baseUrl: string }
+  | { code: 'accessKeyMissing' }
+  | { code: 'secretKeyMissing' }
+  | { code: 'timeZone'; timeZone: string };
+
+/** The first reason the configuration cannot work, or null. */
+export function accountProblem(c: CcfsAccountConfig): AccountProblem | null {
+  if (!c.baseUrl) return { code: 'baseUrlMissing' };
+  let url: URL;
+  try {
+    url = new URL(c.baseUrl);
+  } catch {
+    return { code: 'baseUrlInvalid', baseUrl: c.baseUrl };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { code: 'baseUrlScheme', baseUrl: c.baseUrl };
+  if (!c.accessKey) return { code: 'accessKeyMissing' };
+  if (!c.secretKey) return { code: 'secretKeyMissing' };
+  if (!isValidZone(c.timeZone)) return { code: 'timeZone', timeZone: c.timeZone };
+  return null;
+}
+
+/** Where the registry lives: loaded once; each remembered request recorded (durably once the promise, if any, resolves). */
+export interface RequestKeeper {
+  readonly ready: Promise<RequestRegistry>;
+  record(entry: unknown): Promise<void> | void;
+}
+
+/** A registry kept in memory only. */
+export function memoryRequests(registry = new RequestRegistry()): RequestKeeper {
+  return { ready: Promise.resolve(registry), record: () => undefined };
+}
+
 export class CcfsAccount {
   private clientInstance: CcfsClient | null = null;
-  private registryInstance = new RequestRegistry();
-  private readonly saver: DebouncedSaver<RequestRecord[]> | null;
-  readonly ready: Promise<void>;
 
-  constructor(readonly config: CcfsAccountConfig, private readonly store: StateStore<RequestRecord[]> | null, onStoreError: (err: Error, phase: 'load' | 'save') => void = () => undefined) {
-    this.saver = store ? new DebouncedSaver(store, () => this.registryInstance.snapshot(), 500, (e) => onStoreError(e, 'save')) : null;
-    this.ready = store
-      ? store.load().then((s) => {
-        if (Array.isArray(s)) this.registryInstance = new RequestRegistry(10_000, 14 * 86_400_000, s);
-      }, (e: Error) => onStoreError(e, 'load'))
-      : Promise.resolve();
-  }
+  constructor(readonly config: CcfsAccountConfig, private readonly requests: RequestKeeper = memoryRequests()) {}
 
-  /** The problem with the configuration, if any (shown by the nodes that use the account). */
-  problem(): string | null {
-    const c = this.config;
-    if (!c.baseUrl) return 'base URL is missing';
-    try {
-      const u = new URL(c.baseUrl);
-      if (u.protocol !== 'https:' && u.protocol !== 'http:') return 'base URL must be https://host:port';
-    } catch {
-      return `base URL "${c.baseUrl}" is not a URL`;
-    }
-    if (!c.accessKey) return 'AK (access key) is missing';
-    if (!c.secretKey) return 'SK (secret key) is missing';
-    if (!isValidZone(c.timeZone)) return `"${c.timeZone}" is not an IANA time zone`;
-    return null;
-  }
-
+  /** The account's client, made at the first call (throws CcfsValidationError for an unusable configuration). */
   client(): CcfsClient {
-    const p = this.problem();
-    if (p) throw new CcfsValidationError('ccfs-account', p);
     if (!this.clientInstance) {
       const c = this.config;
       this.clientInstance = new CcfsClient({
@@ -67,22 +76,20 @@ export class CcfsAccount {
     return this.clientInstance;
   }
 
+  /** Remembers a request; resolves once it is recorded (on disk for the file store). */
   async remember(r: RequestRecord): Promise<void> {
-    await this.ready;
-    this.registryInstance.remember(r);
-    this.saver?.changed();
+    const registry = await this.requests.ready;
+    await this.requests.record(registry.remember(r));
   }
 
   async find(responseId: string | null, billFileName: string): Promise<RequestRecord | null> {
-    await this.ready;
-    return this.registryInstance.find(responseId, billFileName);
+    return (await this.requests.ready).find(responseId, billFileName);
   }
 
-  async close(removed: boolean): Promise<void> {
+  /** Releases the client's connections. */
+  async close(): Promise<void> {
     const c = this.clientInstance;
     this.clientInstance = null;
     await c?.close();
-    if (this.saver) await this.saver.flush();
-    if (removed) await this.store?.clear().catch(() => undefined);
   }
 }

@@ -1,12 +1,12 @@
 /**
  * Reads a CC-FS bill file (specs/ccfs.md §6): a zip holding `…_call_<seq>.csv` (CDR rows, 29 columns) and/or
- * `…_record_<seq>.csv` (recording-index rows, 18 columns). The zip is read entry by entry with yauzl and
+ * `…_record_<seq>.csv` (recording-index rows, 18 columns). The zip is read entry by entry (common/zip.ts) and
  * each CSV is streamed through csv-parse, so neither the zip nor a CSV is held in memory. CDR rows that
  * share a call_id are kept together and handed out as one call (call_id_num 1, 2, … and -1 last).
  * Local times are read in the tenant's time zone and given as UTC ISO 8601.
  */
 import { Transform, type Readable } from 'node:stream';
-import yauzl from 'yauzl';
+import { ZipReader, unsafeZipName, type ZipEntry } from '../common/zip';
 import { parse } from 'csv-parse';
 import { parseLocal, zonedToUtc, isValidZone, type LocalParts } from '../common/time';
 
@@ -98,36 +98,35 @@ export class BillFileError extends Error {
 export const CALL_FILE_RE = /_call(?:_\d+)?\.csv$/i;
 export const RECORD_FILE_RE = /_record(?:_\d+)?\.csv$/i;
 
-function openZip(file: string): Promise<yauzl.ZipFile> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: true, strictFileNames: false, validateEntrySizes: true }, (err, zip) => {
-      if (err || !zip) reject(new BillFileError(`not a readable zip: ${err?.message ?? 'unknown error'}`));
-      else resolve(zip);
-    });
-  });
+/** The zip, or BillFileError. */
+async function openBillZip(file: string): Promise<ZipReader> {
+  try {
+    return await ZipReader.open(file);
+  } catch (err) {
+    throw new BillFileError(`not a readable zip: ${(err as Error)?.message ?? 'unknown error'}`);
+  }
 }
 
-function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | null> {
-  return new Promise((resolve, reject) => {
-    const onEntry = (e: yauzl.Entry) => { cleanup(); resolve(e); };
-    const onEnd = () => { cleanup(); resolve(null); };
-    const onError = (err: Error) => { cleanup(); reject(new BillFileError(`damaged zip: ${err.message}`)); };
-    const cleanup = () => {
-      zip.removeListener('entry', onEntry);
-      zip.removeListener('end', onEnd);
-      zip.removeListener('error', onError);
-    };
-    zip.once('entry', onEntry);
-    zip.once('end', onEnd);
-    zip.once('error', onError);
-    zip.readEntry();
-  });
+/** The next entry, or null at the end; a damaged directory or an entry name that is not a safe path is a BillFileError. */
+async function nextEntry(entries: AsyncGenerator<ZipEntry>): Promise<ZipEntry | null> {
+  let r: IteratorResult<ZipEntry>;
+  try {
+    r = await entries.next();
+  } catch (err) {
+    throw new BillFileError(`damaged zip: ${(err as Error).message}`);
+  }
+  if (r.done) return null;
+  const unsafe = unsafeZipName(r.value.name);
+  if (unsafe) throw new BillFileError(`damaged zip: ${unsafe}`);
+  return r.value;
 }
 
-function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
-  return new Promise((resolve, reject) => {
-    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new BillFileError(`cannot read ${entry.fileName}: ${err?.message}`)) : resolve(stream)));
-  });
+async function openEntry(zip: ZipReader, entry: ZipEntry): Promise<Readable> {
+  try {
+    return await zip.openStream(entry);
+  } catch (err) {
+    throw new BillFileError(`cannot read ${entry.name}: ${(err as Error)?.message}`);
+  }
 }
 
 function decoder(encoding: string): Transform {
@@ -171,10 +170,11 @@ export async function* readBillFile(zipPath: string, opts: BillFileOptions, summ
     return { kind: 'call', call: { call_id: callId, rows, complete }, file };
   };
 
-  const zip = await openZip(zipPath);
+  const zip = await openBillZip(zipPath);
+  const entries = zip.entries();
   try {
-    for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
-      const name = entry.fileName;
+    for (let entry = await nextEntry(entries); entry; entry = await nextEntry(entries)) {
+      const name = entry.name;
       const base = name.split('/').pop() ?? name;
       const kind = CALL_FILE_RE.test(base) ? 'call' : RECORD_FILE_RE.test(base) ? 'record' : null;
       if (!kind) {
@@ -246,7 +246,7 @@ export async function* readBillFile(zipPath: string, opts: BillFileOptions, summ
     }
     open.clear();
   } finally {
-    zip.close();
+    await zip.close();
   }
   return summary;
 }

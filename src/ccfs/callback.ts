@@ -5,6 +5,8 @@
  */
 import { verify, type VerifyRequest, type VerifyResult, type VerifyFailure } from './auth';
 import { BILL_FILE_NAME_RE } from './client';
+import { BoundedMap, type BoundedEntry } from '../common/bounded-map';
+import { expectShape } from '../common/persist';
 
 export interface CallbackBody {
   version: string | null;
@@ -49,12 +51,24 @@ export function responseIdFromFileName(billFileName: string): string | null {
   return m ? responseKey(m[1]) : null;
 }
 
+/**
+ * What a receiver remembers: the bill files it delivered and the signatures it answered 200 for, each
+ * list least recently set first (BoundedMap entries). Version 1 kept `[key, time]` pairs; it is still read.
+ */
 export interface CallbackState {
-  version: 1;
-  /** billFileName -> when it was delivered (ms). */
-  delivered: Array<[string, number]>;
-  /** signature -> when it was first seen (ms). */
-  signatures: Array<[string, number]>;
+  version: 2;
+  delivered: BoundedEntry<string, true>[];
+  signatures: BoundedEntry<string, true>[];
+}
+
+/**
+ * The journal entry for one 200 answer, written before the answer: `f` the bill file delivered, `s` the
+ * signature accepted, `t` when (ms).
+ */
+export interface GuardEntry {
+  f?: string;
+  s?: string;
+  t: number;
 }
 
 export interface GuardOptions {
@@ -74,38 +88,54 @@ export type CheckResult =
 /**
  * Verification plus the memory a receiver needs: signatures already used (a replayed request is refused
  * even when its signature is valid) and bill files already delivered (a retried callback is answered
- * but not delivered again).
+ * but not delivered again). Both bounded by count and age.
  */
 export class CallbackGuard {
-  private readonly delivered = new Map<string, number>();
-  private readonly signatures = new Map<string, number>();
-  private readonly maxFiles: number;
-  private readonly fileTtlMs: number;
-  private readonly maxSignatures: number;
+  private readonly delivered: BoundedMap<string, true>;
+  private readonly signatures: BoundedMap<string, true>;
 
-  constructor(private readonly opts: GuardOptions, state?: CallbackState | null) {
-    this.maxFiles = opts.maxFiles ?? 10_000;
-    this.fileTtlMs = opts.fileTtlMs ?? 30 * 86_400_000;
-    this.maxSignatures = opts.maxSignatures ?? 10_000;
-    if (state && state.version === 1) {
-      for (const [k, v] of state.delivered ?? []) if (typeof k === 'string' && typeof v === 'number') this.delivered.set(k, v);
-      for (const [k, v] of state.signatures ?? []) if (typeof k === 'string' && typeof v === 'number') this.signatures.set(k, v);
-      this.prune(Date.now());
-    }
+  constructor(private readonly opts: GuardOptions) {
+    this.delivered = new BoundedMap({ max: opts.maxFiles ?? 10_000, maxAgeMs: opts.fileTtlMs ?? 30 * 86_400_000 });
+    this.signatures = new BoundedMap({ max: opts.maxSignatures ?? 10_000, maxAgeMs: 2 * opts.maxSkewMs });
   }
 
   /**
-   * Verifies a request and, when it is genuine and fresh, records its signature so the same request
-   * cannot be played again.
+   * The guard a saved state (version 1 or 2, or undefined) and the journal after it describe; throws
+   * StateShapeError on anything else.
+   */
+  static restore(saved: unknown, journal: unknown[], opts: GuardOptions, now = Date.now()): CallbackGuard {
+    const g = new CallbackGuard(opts);
+    if (saved !== undefined && saved !== null) {
+      const st = saved as Record<string, unknown>;
+      expectShape(typeof st === 'object' && (st.version === 1 || st.version === 2), 'not a ccfs-callback-in state (version 1 or 2)');
+      expectShape(Array.isArray(st.delivered) && Array.isArray(st.signatures), 'delivered or signatures is not a list');
+      const entries = (list: unknown[]): unknown[] => (st.version === 2 ? list : list.map((e) => {
+        expectShape(Array.isArray(e) && e.length === 2 && Number.isFinite(e[1]), 'a version 1 entry is not [text, time]');
+        return [e[0], true, e[1]];
+      }));
+      const check = (what: string) => (k: unknown, v: unknown): [string, true] => {
+        expectShape(typeof k === 'string' && k !== '' && v === true, `a ${what} entry is not [text, true, time]`);
+        return [k, true];
+      };
+      g.delivered.restore(entries(st.delivered as unknown[]), check('delivered-file'));
+      g.signatures.restore(entries(st.signatures as unknown[]), check('signature'));
+    }
+    for (const e of journal) g.replay(e);
+    g.prune(now);
+    return g;
+  }
+
+  /**
+   * Verifies a request and, when it is genuine and fresh, remembers its signature so the same request
+   * cannot be played again (in memory; commit() makes it part of the state).
    */
   check(req: VerifyRequest, verifyOpts: { secretKey: string; accessKey?: string; hostOverride?: string; now?: number }): CheckResult {
     const now = verifyOpts.now ?? Date.now();
     const r = verify(req, { ...verifyOpts, maxSkewMs: this.opts.maxSkewMs, now });
     if (!r.ok) return { ok: false, reason: r.reason, detail: r.detail };
-    this.prune(now);
+    this.signatures.prune(now);
     if (this.signatures.has(r.signature)) return { ok: false, reason: 'replayed', detail: 'this signed request was already received' };
-    this.signatures.set(r.signature, now);
-    while (this.signatures.size > this.maxSignatures) this.signatures.delete(this.signatures.keys().next().value as string);
+    this.signatures.set(r.signature, true, now);
     return { ok: true, verified: r };
   }
 
@@ -114,30 +144,43 @@ export class CallbackGuard {
     this.signatures.delete(signature);
   }
 
-  isDelivered(billFileName: string): boolean {
+  isDelivered(billFileName: string, now = Date.now()): boolean {
+    this.delivered.prune(now);
     return this.delivered.has(billFileName);
   }
 
-  markDelivered(billFileName: string, now = Date.now()): void {
-    this.delivered.delete(billFileName);
-    this.delivered.set(billFileName, now);
+  /**
+   * What a 200 answer stands for (a delivered file, an accepted signature), applied; returns the journal
+   * entry to record before answering, or null when there is nothing to remember.
+   */
+  commit(what: { billFileName?: string; signature?: string | null }, now = Date.now()): GuardEntry | null {
+    if (what.billFileName === undefined && !what.signature) return null;
+    const entry: GuardEntry = { t: now };
+    if (what.billFileName !== undefined) entry.f = what.billFileName;
+    if (what.signature) entry.s = what.signature;
+    this.replay(entry);
     this.prune(now);
+    return entry;
+  }
+
+  /** Applies a journal entry written by commit (checked: a damaged entry throws StateShapeError). */
+  replay(entry: unknown): void {
+    const e = entry as GuardEntry;
+    expectShape(e !== null && typeof e === 'object' && Number.isFinite(e.t)
+      && (e.f === undefined || (typeof e.f === 'string' && e.f !== ''))
+      && (e.s === undefined || (typeof e.s === 'string' && e.s !== ''))
+      && (e.f !== undefined || e.s !== undefined), 'a journal entry is not {f?, s?, t}');
+    if (e.f !== undefined) this.delivered.set(e.f, true, e.t);
+    if (e.s !== undefined) this.signatures.set(e.s, true, e.t);
   }
 
   private prune(now: number): void {
-    for (const [k, t] of this.delivered) {
-      if (t + this.fileTtlMs >= now && this.delivered.size <= this.maxFiles) break;
-      this.delivered.delete(k);
-    }
-    const sigTtl = 2 * this.opts.maxSkewMs;
-    for (const [k, t] of this.signatures) {
-      if (t + sigTtl >= now) break;
-      this.signatures.delete(k);
-    }
+    this.delivered.prune(now);
+    this.signatures.prune(now);
   }
 
   snapshot(): CallbackState {
-    return { version: 1, delivered: [...this.delivered], signatures: [...this.signatures] };
+    return { version: 2, delivered: this.delivered.snapshot(), signatures: this.signatures.snapshot() };
   }
 }
 
@@ -154,39 +197,83 @@ export interface RequestRecord {
   correlation?: unknown;
 }
 
+/** The registry as saved: requests by responseKey, oldest first. Earlier versions saved a plain list of requests; it is still read. */
+export interface RegistryState {
+  version: 2;
+  requests: BoundedEntry<string, RequestRecord>[];
+}
+
+export interface RegistryLimits {
+  maxEntries?: number;
+  ttlMs?: number;
+}
+
 /**
  * Requests made by ccfs-bill-request nodes, so a callback can say which request it answers. Keyed by
- * responseId (without dashes); bounded by count and age; serialisable.
+ * responseId (without dashes); bounded by count and by age (from requestedAt); serialisable, with one
+ * journal entry (the request) per remembered request.
  */
 export class RequestRegistry {
-  private readonly map = new Map<string, RequestRecord>();
-  constructor(private readonly maxEntries = 10_000, private readonly ttlMs = 14 * 86_400_000, state?: RequestRecord[] | null) {
-    for (const r of state ?? []) if (r && typeof r.responseId === 'string') this.map.set(responseKey(r.responseId), r);
-    this.prune(Date.now());
+  private readonly map: BoundedMap<string, RequestRecord>;
+
+  constructor(limits: RegistryLimits = {}) {
+    this.map = new BoundedMap({ max: limits.maxEntries ?? 10_000, maxAgeMs: limits.ttlMs ?? 14 * 86_400_000 });
   }
 
-  remember(r: RequestRecord): void {
-    const key = responseKey(r.responseId);
-    this.map.delete(key);
-    this.map.set(key, r);
-    this.prune(Date.now());
+  /** The registry a saved state and the journal after it describe; throws StateShapeError on anything else. */
+  static restore(saved: unknown, journal: unknown[], limits: RegistryLimits = {}, now = Date.now()): RequestRegistry {
+    const r = new RequestRegistry(limits);
+    if (Array.isArray(saved)) {
+      for (const rec of saved) r.add(checkRequest(rec));
+    } else if (saved !== undefined && saved !== null) {
+      const st = saved as Record<string, unknown>;
+      expectShape(typeof st === 'object' && st.version === 2 && Array.isArray(st.requests), 'not a ccfs-account state (a list of requests, or version 2)');
+      r.map.restore(st.requests, (k, v) => {
+        const rec = checkRequest(v);
+        expectShape(k === responseKey(rec.responseId), 'a request is filed under another key');
+        return [k, rec];
+      });
+    }
+    for (const e of journal) r.add(checkRequest(e));
+    r.map.prune(now);
+    return r;
+  }
+
+  /** Remembers a request; returns the journal entry that replays it. */
+  remember(r: RequestRecord, now = Date.now()): RequestRecord {
+    this.add(r);
+    this.map.prune(now);
+    return r;
+  }
+
+  private add(r: RequestRecord): void {
+    this.map.set(responseKey(r.responseId), r, Date.parse(r.requestedAt));
   }
 
   /** The request a callback answers: by its responseId, else by the id inside its file name. */
-  find(responseId: string | null, billFileName: string): RequestRecord | null {
+  find(responseId: string | null, billFileName: string, now = Date.now()): RequestRecord | null {
+    this.map.prune(now);
     const keys = [responseId ? responseKey(responseId) : null, responseIdFromFileName(billFileName)];
     for (const k of keys) if (k && this.map.has(k)) return this.map.get(k)!;
     return null;
   }
 
-  private prune(now: number): void {
-    for (const [k, r] of this.map) {
-      if (Date.parse(r.requestedAt) + this.ttlMs >= now && this.map.size <= this.maxEntries) break;
-      this.map.delete(k);
-    }
+  get size(): number {
+    return this.map.size;
   }
 
-  snapshot(): RequestRecord[] {
-    return [...this.map.values()];
+  snapshot(): RegistryState {
+    return { version: 2, requests: this.map.snapshot() };
   }
+}
+
+function checkRequest(v: unknown): RequestRecord {
+  const r = v as RequestRecord;
+  expectShape(r !== null && typeof r === 'object'
+    && typeof r.responseId === 'string' && r.responseId !== '' && typeof r.billFileName === 'string'
+    && typeof r.requestedAt === 'string' && Number.isFinite(Date.parse(r.requestedAt)) && typeof r.node === 'string'
+    && r.msgBody !== null && typeof r.msgBody === 'object' && !Array.isArray(r.msgBody)
+    && (r.part === undefined || Number.isInteger(r.part)) && (r.parts === undefined || Number.isInteger(r.parts)),
+  'a remembered request is not {responseId, billFileName, requestedAt, node, msgBody}');
+  return r;
 }

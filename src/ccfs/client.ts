@@ -111,7 +111,8 @@ export interface PlannedQuery {
 }
 
 const wallMs = (p: LocalParts) => Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-const wallText = (ms: number) => formatLocal(ms, 'UTC', 'sql');
+/** Wall-clock milliseconds (a local time read as if it were UTC) as `yyyy-MM-dd HH:mm:ss`. */
+export const wallText = (ms: number): string => formatLocal(ms, 'UTC', 'sql');
 const SQL_RE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 
 /**

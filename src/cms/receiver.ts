@@ -2,18 +2,33 @@
  * What a CMS receiver must remember between POSTs (specs/cms.md §4 R5–R8):
  * which (session, recordIndex) pairs it already delivered, and each sender's sequence,
  * so resends are dropped, restarts and losses are reported. Pure and serialisable.
+ *
+ * Everything is bounded (BoundedMap): the sessions remembered are capped per sending address, so a
+ * client that posts many made-up sessions only pushes out its own, never a real call bridge's.
  */
 import type { CmsRecord } from './parse';
+import { BoundedMap, type BoundedEntry } from '../common/bounded-map';
+import { expectShape } from '../common/persist';
 
 /** Closed ranges [lo, hi] of delivered recordIndex values, sorted, per session. */
 type Ranges = Array<[number, number]>;
 
+type Sequence = { session: string; lastIndex: number | null };
+
 export interface ReceiverState {
-  version: 1;
-  /** session → delivered ranges; insertion order = age, the oldest session is evicted first. */
-  seen: Array<[string, Ranges]>;
+  version: 2;
+  /** sending address → its sessions (session → delivered ranges), each list least recently used first. */
+  owners: BoundedEntry<string, BoundedEntry<string, Ranges>[]>[];
   /** sender key (callBridge, else remote address) → last session and recordIndex. */
-  senders: Array<[string, { session: string; lastIndex: number | null }]>;
+  senders: BoundedEntry<string, Sequence>[];
+}
+
+/** The records of one acknowledged POST, as written to the journal before the answer. */
+export interface CommitEntry {
+  /** remote address */
+  r: string;
+  /** [session, recordIndex, callBridge] per record */
+  k: Array<[string | null, number | null, string | null]>;
 }
 
 export type ReceiverWarning =
@@ -22,31 +37,105 @@ export type ReceiverWarning =
   | { kind: 'sequenceGap'; session: string; expected: number; received: number; sender: string };
 
 export interface Limits {
-  /** Sessions remembered for deduplication (a session lasts from one Call Bridge start to the next). */
-  maxSessions: number;
+  /** Sessions remembered per sending address (a session lasts from one Call Bridge start to the next). */
+  maxSessionsPerSender: number;
+  /** Sending addresses remembered. */
+  maxSenders: number;
   /** Ranges kept per session; a long-running session is one range unless CMS skipped indexes. */
   maxRangesPerSession: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxSessions: 64, maxRangesPerSession: 256 };
+export const DEFAULT_LIMITS: Limits = { maxSessionsPerSender: 16, maxSenders: 256, maxRangesPerSession: 256 };
+
+type CommitItem = Pick<CmsRecord, 'session' | 'recordIndex' | 'callBridge'>;
 
 export class ReceiverTracker {
-  private seen = new Map<string, Ranges>();
-  private senders = new Map<string, { session: string; lastIndex: number | null }>();
-  constructor(private readonly limits: Limits = DEFAULT_LIMITS, state?: ReceiverState) {
-    if (state && state.version === 1) {
-      for (const [s, r] of state.seen) this.seen.set(s, r.map(([a, b]) => [a, b]));
-      for (const [k, v] of state.senders) this.senders.set(k, { ...v });
+  /** remote address → (session → ranges) */
+  private readonly owners: BoundedMap<string, BoundedMap<string, Ranges>>;
+  /** session → the address that owns its entry, for lookups by session */
+  private readonly ownerOf = new Map<string, string>();
+  private readonly senders: BoundedMap<string, Sequence>;
+
+  constructor(private readonly limits: Limits = DEFAULT_LIMITS) {
+    this.owners = new BoundedMap({
+      max: limits.maxSenders,
+      onEvict: (owner, sessions) => {
+        for (const s of sessions.keys()) if (this.ownerOf.get(s) === owner) this.ownerOf.delete(s);
+      },
+    });
+    this.senders = new BoundedMap({ max: limits.maxSenders * 4 });
+  }
+
+  /** Checks a saved state (version 1 or 2) and loads it; throws StateShapeError on anything else. */
+  static restore(saved: unknown, limits: Limits = DEFAULT_LIMITS): ReceiverTracker {
+    const t = new ReceiverTracker(limits);
+    if (saved === undefined || saved === null) return t;
+    const st = saved as Record<string, unknown>;
+    expectShape(typeof st === 'object' && (st.version === 1 || st.version === 2), 'not a cms-cdr-in state (version 1 or 2)');
+    expectShape(Array.isArray(st.senders), 'senders is not a list');
+    const seq = (v: unknown): Sequence => {
+      const q = v as Sequence;
+      expectShape(q && typeof q.session === 'string' && (q.lastIndex === null || Number.isInteger(q.lastIndex)), 'a sender entry is not {session, lastIndex}');
+      return { session: q.session, lastIndex: q.lastIndex };
+    };
+    if (st.version === 1) {
+      // version 1 kept sessions without their sender: they are kept under one unknown sender
+      expectShape(Array.isArray(st.seen), 'seen is not a list');
+      for (const e of st.seen as unknown[]) {
+        expectShape(Array.isArray(e) && typeof e[0] === 'string', 'a seen entry is not [session, ranges]');
+        t.sessionsOf('').set(e[0], checkRanges(e[1]));
+        t.ownerOf.set(e[0], '');
+      }
+      for (const e of st.senders as unknown[]) {
+        expectShape(Array.isArray(e) && typeof e[0] === 'string', 'a sender entry is not [key, sequence]');
+        t.senders.set(e[0], seq(e[1]));
+      }
+      return t;
     }
+    expectShape(Array.isArray(st.owners), 'owners is not a list');
+    t.owners.restore(st.owners, (owner, sessions) => {
+      expectShape(typeof owner === 'string', 'an owner is not a text');
+      const map = t.newSessions();
+      map.restore(sessions, (session, ranges) => {
+        expectShape(typeof session === 'string', 'a session is not a text');
+        t.ownerOf.set(session, owner);
+        return [session, checkRanges(ranges)];
+      });
+      return [owner, map];
+    });
+    t.senders.restore(st.senders, (k, v) => {
+      expectShape(typeof k === 'string', 'a sender key is not a text');
+      return [k, seq(v)];
+    });
+    return t;
+  }
+
+  private newSessions(): BoundedMap<string, Ranges> {
+    return new BoundedMap<string, Ranges>({
+      max: this.limits.maxSessionsPerSender,
+      onEvict: (session) => this.ownerOf.delete(session),
+    });
+  }
+
+  private sessionsOf(owner: string): BoundedMap<string, Ranges> {
+    let map = this.owners.get(owner);
+    if (!map) {
+      map = this.newSessions();
+      this.owners.set(owner, map);
+    }
+    return map;
+  }
+
+  private rangesOf(session: string): Ranges | undefined {
+    const owner = this.ownerOf.get(session);
+    return owner === undefined ? undefined : this.owners.get(owner)?.get(session);
   }
 
   /** True when this (session, recordIndex) was already delivered. Records without both are never duplicates. */
   isDuplicate(r: Pick<CmsRecord, 'session' | 'recordIndex'>): boolean {
     if (r.session === null || r.recordIndex === null) return false;
-    const ranges = this.seen.get(r.session);
-    if (!ranges) return false;
-    const i = findRange(ranges, r.recordIndex);
-    return i >= 0;
+    const ranges = this.rangesOf(r.session);
+    return ranges !== undefined && findRange(ranges, r.recordIndex) >= 0;
   }
 
   /**
@@ -57,7 +146,7 @@ export class ReceiverTracker {
   review(records: readonly CmsRecord[], remote: string): { fresh: CmsRecord[]; duplicates: number; warnings: ReceiverWarning[] } {
     const fresh: CmsRecord[] = [];
     const warnings: ReceiverWarning[] = [];
-    const view = new Map<string, { session: string; lastIndex: number | null }>();
+    const view = new Map<string, Sequence>();
     const inBatch = new Set<string>();
     let duplicates = 0;
     for (const r of records) {
@@ -86,41 +175,76 @@ export class ReceiverTracker {
     return { fresh, duplicates, warnings };
   }
 
-  /** The records were sent on: from now on they are duplicates, and each sender's sequence moves on. */
-  commit(records: readonly CmsRecord[], remote: string): void {
-    for (const r of records) this.markDelivered(r, remote);
+  /**
+   * The records were sent on: from now on they are duplicates, and each sender's sequence moves on.
+   * Returns the journal entry that replays this commit after a restart.
+   */
+  commit(records: readonly CommitItem[], remote: string): CommitEntry {
+    const k: CommitEntry['k'] = [];
+    for (const r of records) {
+      this.markDelivered(r, remote);
+      k.push([r.session, r.recordIndex, r.callBridge]);
+    }
+    return { r: remote, k };
   }
 
-  private markDelivered(r: CmsRecord, remote: string): void {
+  /** Applies a journal entry written by commit (checked: a damaged entry throws StateShapeError). */
+  replay(entry: unknown): void {
+    const e = entry as CommitEntry;
+    expectShape(e && typeof e.r === 'string' && Array.isArray(e.k), 'a journal entry is not {r, k}');
+    for (const item of e.k) {
+      expectShape(Array.isArray(item) && (item[0] === null || typeof item[0] === 'string') && (item[1] === null || Number.isInteger(item[1])) && (item[2] === null || typeof item[2] === 'string'), 'a journal item is not [session, index, callBridge]');
+      this.markDelivered({ session: item[0], recordIndex: item[1], callBridge: item[2] }, e.r);
+    }
+  }
+
+  private markDelivered(r: CommitItem, remote: string): void {
     if (r.session === null) return;
     const sender = r.callBridge ?? remote;
     this.senders.set(sender, nextSequence(this.senders.get(sender), r));
     if (r.recordIndex === null) return;
-    let ranges = this.seen.get(r.session);
-    if (!ranges) {
-      ranges = [];
-      this.seen.set(r.session, ranges);
-      while (this.seen.size > this.limits.maxSessions) this.seen.delete(this.seen.keys().next().value as string);
-    } else {
-      // refresh the session's age
-      this.seen.delete(r.session);
-      this.seen.set(r.session, ranges);
+    let owner = this.ownerOf.get(r.session);
+    if (owner === undefined) {
+      owner = remote;
+      this.ownerOf.set(r.session, owner);
     }
+    const sessions = this.sessionsOf(owner);
+    let ranges = sessions.get(r.session);
+    if (!ranges) ranges = [];
+    sessions.set(r.session, ranges); // newest session of its sender
+    this.owners.touch(owner);
     addToRanges(ranges, r.recordIndex);
     // Keep the newest indexes: drop the lowest ranges, which a resend can no longer reach.
     if (ranges.length > this.limits.maxRangesPerSession) ranges.splice(0, ranges.length - this.limits.maxRangesPerSession);
   }
 
+  /** Sessions remembered in all (for status and tests). */
+  get sessionCount(): number {
+    return this.ownerOf.size;
+  }
+
   snapshot(): ReceiverState {
     return {
-      version: 1,
-      seen: [...this.seen].map(([s, r]) => [s, r.map(([a, b]) => [a, b] as [number, number])]),
-      senders: [...this.senders].map(([k, v]) => [k, { ...v }]),
+      version: 2,
+      owners: this.owners.snapshot().map(([o, sessions, t]) => [o, sessions.snapshot((r) => r.map(([a, b]) => [a, b] as [number, number])), t]),
+      senders: this.senders.snapshot((v) => ({ ...v })),
     };
   }
 }
 
-function nextSequence(last: { session: string; lastIndex: number | null } | undefined, r: CmsRecord): { session: string; lastIndex: number | null } {
+function checkRanges(v: unknown): Ranges {
+  expectShape(Array.isArray(v), 'ranges is not a list');
+  const ranges = (v as unknown[]).map((r) => {
+    expectShape(Array.isArray(r) && r.length === 2 && Number.isInteger(r[0]) && Number.isInteger(r[1]) && r[0] <= r[1], 'a range is not [lo, hi]');
+    return [r[0], r[1]] as [number, number];
+  });
+  // the lookups are binary searches: sorted, non-overlapping
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) expectShape(ranges[i][0] > ranges[i - 1][1], 'ranges overlap');
+  return ranges;
+}
+
+function nextSequence(last: Sequence | undefined, r: CommitItem): Sequence {
   const session = r.session as string;
   if (!last || last.session !== session) return { session, lastIndex: r.recordIndex };
   if (r.recordIndex !== null && (last.lastIndex === null || r.recordIndex > last.lastIndex)) return { session, lastIndex: r.recordIndex };

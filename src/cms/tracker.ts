@@ -4,6 +4,9 @@
  * security state changes, plus a summary when a call ends. Pure: records in, events out; the state is
  * plain JSON (snapshot / restore) so a node can keep it across restarts.
  */
+import { text, type CmsRecordView } from './record';
+import { expectShape } from '../common/persist';
+
 
 export type SecurityLevel = 'none' | 'restricted' | 'external' | 'restrictedExternal';
 
@@ -34,17 +37,13 @@ export const DEFAULT_TRACKER_OPTIONS: TrackerOptions = {
   maxCalls: 5000,
 };
 
-/** One record, whatever shape cms-cdr-in gave it (typed or xmltodict). */
-export interface TrackerRecord {
-  type: string;
-  time: string | null;
-  session: string | null;
-  callBridge: string | null;
-  objectType: string | null;
-  id: string | null;
-  /** The record's child element (`call`, `callLeg`, …): values may be typed or xmltodict strings. */
-  fields: Record<string, unknown>;
-}
+/** One record as the tracker reads it (src/cms/record.ts). */
+export type TrackerRecord = Omit<CmsRecordView, 'raw'>;
+
+/** A journal entry: a record applied at `t`, a bridge restart, or an expiry sweep. */
+export type TrackerEntry = { t: number; a: TrackerRecord } | { t: number; b: string } | { t: number; x: true };
+
+const HANDLED = new Set(['callStart', 'callEnd', 'callLegStart', 'callLegUpdate', 'callLegEnd', 'recordingStart', 'streamingStart', 'recordingEnd', 'streamingEnd']);
 
 interface LegState {
   id: string;
@@ -187,7 +186,42 @@ export class CallTracker {
   constructor(opts: Partial<TrackerOptions> = {}, state?: TrackerState) {
     this.opts = { ...DEFAULT_TRACKER_OPTIONS, ...opts };
     this.opts.internalDomains = this.opts.internalDomains.map((d) => d.trim().toLowerCase().replace(/^\*?\./, '')).filter(Boolean);
-    if (state && state.version === 1) this.restore(state);
+    if (state) this.restore(checkState(state));
+  }
+
+  /** Builds a tracker from a saved state (its shape checked; StateShapeError otherwise) and the journal after it. */
+  static fromSaved(opts: Partial<TrackerOptions>, saved: unknown, journal: unknown[]): CallTracker {
+    const t = new CallTracker(opts);
+    if (saved !== undefined && saved !== null) t.restore(checkState(saved));
+    for (const e of journal) t.replay(e);
+    return t;
+  }
+
+  /** Whether applying this record changes anything (unknown types and records without an id do not). */
+  affects(rec: TrackerRecord): boolean {
+    return rec.id !== null && HANDLED.has(rec.type);
+  }
+
+  /** Applies a journal entry again (after a restart); its events were sent before. */
+  replay(entry: unknown): void {
+    const e = entry as Record<string, unknown>;
+    expectShape(e && typeof e === 'object' && typeof e.t === 'number', 'a tracker journal entry has no time');
+    if (e.a !== undefined) {
+      const r = e.a as TrackerRecord;
+      expectShape(r && typeof r.type === 'string' && (r.id === null || typeof r.id === 'string') && r.fields && typeof r.fields === 'object', 'a tracker journal record is not a record');
+      this.apply(r, e.t as number);
+    } else if (typeof e.b === 'string') {
+      this.bridgeRestarted(e.b, e.t as number);
+    } else if (e.x === true) {
+      this.expire(e.t as number);
+    } else {
+      expectShape(false, 'unknown tracker journal entry');
+    }
+  }
+
+  /** How many calls and pending legs are kept (an expiry sweep changed something when this moves). */
+  get size(): number {
+    return this.calls.size + this.pending.size;
   }
 
   /** Folds one record in; `now` is the wall clock in ms (for expiry), not the record time. */
@@ -601,6 +635,28 @@ export class CallTracker {
   }
 }
 
+const LEVELS = new Set(['none', 'restricted', 'external', 'restrictedExternal']);
+const isStr = (v: unknown) => typeof v === 'string';
+const isStrOrNull = (v: unknown) => v === null || typeof v === 'string';
+const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+
+/** A saved tracker state, checked field by field (StateShapeError on anything unexpected). */
+function checkState(v: unknown): TrackerState {
+  const s = v as TrackerState;
+  expectShape(s && typeof s === 'object' && s.version === 1, 'not a cms-call-tracker state (version 1)');
+  expectShape(Array.isArray(s.calls) && Array.isArray(s.legs) && Array.isArray(s.media), 'calls, legs and media must be lists');
+  for (const c of s.calls) {
+    expectShape(c && isStr(c.id) && isStrOrNull(c.name) && isStrOrNull(c.session) && isNum(c.seen) && LEVELS.has(c.notified)
+      && isNum(c.participantsTotal) && isNum(c.guestsTotal) && isNum(c.externalsTotal) && typeof c.restricted === 'boolean', 'a call is not a tracked call');
+  }
+  for (const l of s.legs) {
+    expectShape(l && isStr(l.id) && isStrOrNull(l.call) && isStrOrNull(l.countedIn) && isNum(l.seen) && typeof l.external === 'boolean', 'a leg is not a tracked leg');
+  }
+  for (const m of s.media) expectShape(Array.isArray(m) && isStr(m[0]) && isStr(m[1]), 'a media entry is not [id, call]');
+  expectShape(s.stats === undefined || (typeof s.stats === 'object' && s.stats !== null), 'stats is not an object');
+  return s;
+}
+
 export function levelOf(restricted: boolean, external: boolean): SecurityLevel {
   if (restricted) return external ? 'restrictedExternal' : 'restricted';
   return external ? 'external' : 'none';
@@ -634,22 +690,6 @@ export function hostOf(address: string | null): string | null {
   return a === '' ? null : a;
 }
 
-/** The text of a field in typed or xmltodict form (trimmed; empty → null). */
-export function text(v: unknown): string | null {
-  if (Array.isArray(v)) return text(v[0]);
-  if (typeof v === 'string') {
-    const t = v.trim();
-    return t === '' ? null : t;
-  }
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    if ('#text' in o) return text(o['#text']);
-    if ('text' in o) return text(o.text);
-  }
-  return null;
-}
-
 function bool(v: unknown): boolean {
   return v === true || (typeof v === 'string' && v.trim().toLowerCase() === 'true');
 }
@@ -660,40 +700,6 @@ function num(v: unknown): number | null {
   if (t === null) return null;
   const n = Number(t);
   return Number.isFinite(n) ? n : null;
-}
-
-const CHILDREN = ['call', 'callLeg', 'recording', 'streaming'];
-
-/**
- * Turns what cms-cdr-in sends (msg.payload, msg.cms) into a TrackerRecord: a typed record
- * (`payload.type`, `payload.callLeg.id`) or an xmltodict one (`payload['@type']`, `payload.callLeg['@id']`).
- * Null when it is not a record.
- */
-export function toTrackerRecord(payload: unknown, cms?: Record<string, unknown> | null): TrackerRecord | null {
-  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return null;
-  const p = payload as Record<string, unknown>;
-  const meta = cms ?? {};
-  const type = text(p['@type']) ?? text(p.type) ?? text(meta.type);
-  if (!type) return null;
-  let objectType = text(p.objectType) ?? (text(meta.type) === type ? text(meta.objectType) : null);
-  if (!objectType || !(objectType in p)) objectType = CHILDREN.find((k) => k in p) ?? Object.keys(p).find((k) => !k.startsWith('@') && isObj(p[k])) ?? null;
-  let child = objectType ? p[objectType] : null;
-  if (Array.isArray(child)) child = child[0];
-  const fields = isObj(child) ? child : {};
-  const id = text(fields['@id']) ?? text(fields.id) ?? text(p.id) ?? (text(meta.type) === type ? text(meta.id) : null);
-  return {
-    type,
-    time: text(p['@time']) ?? text(p.time),
-    session: text(p.session) ?? text(meta.session),
-    callBridge: text(p.callBridge) ?? text(meta.callBridge),
-    objectType,
-    id,
-    fields,
-  };
-}
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The restricted pattern from a node setting: a /regex/flags literal, or a case-insensitive regular expression. */

@@ -34,6 +34,11 @@ export function parseAllowList(text: string | undefined): BlockList | null {
   return list;
 }
 
+/** No sender check at all: anyone who can reach the port may post. */
+export function isOpen(rules: SenderRules): boolean {
+  return rules.allow === null && rules.basic === null && rules.token === null;
+}
+
 /** The sender's address without the IPv4-mapped IPv6 prefix. */
 export function plainAddress(address: string | undefined): string {
   if (!address) return '';

@@ -282,12 +282,12 @@ export function extensionFor(contentType: string | null): string {
   return 'bin';
 }
 
-/** What comx-cdr-fetch reads from its config node. */
-export interface ComxPbxConfig {
-  client: ComxClient | null;
+/** What a comx-pbx config node shares with the comx-cdr-fetch nodes that use it. */
+export interface ComxPbx {
+  client: ComxClient;
+  /** The PBX's IANA zone. */
   zone: string;
-  baseUrl: string;
+  /** host[:port], for msg.comx.pbx. */
   host: string;
-  /** Why the configuration cannot be used (shown by the fetch node), or null. */
-  problem: string | null;
+  baseUrl: string;
 }

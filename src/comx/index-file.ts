@@ -6,14 +6,14 @@
  * independent: the wire form shows no quoting, so the stream is split without quote handling (one
  * stray quote can never swallow the rest of the file) and only a line that holds a `"` is read again
  * as RFC 4180, which handles a properly quoted comma and reports a broken one. Every line that is not
- * a well-formed record is reported with its line number, never dropped silently.
+ * a well-formed record is reported with its line number, never dropped silently. Times are read and
+ * converted in pbx-time.ts; the extension list (`?users`) is users-list.ts.
  */
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
-import { zonedToUtc, parseLocal, type LocalParts, type ZonedResult } from '../common/time';
+import { parseComxTime, convertLocal, idEpochMs, isoSeconds } from './pbx-time';
 
 export type Direction = 'inbound' | 'outbound' | 'internal' | 'unknown';
 
@@ -83,100 +83,8 @@ const DIRECTIONS: Record<string, Direction> = {
   CALLTYPE_INTERNAL: 'internal',
 };
 
-const SLASH_TIME = /^(\d{4})\/(\d{2})\/(\d{2})\/(\d{2}):(\d{2}):(\d{2})$/;
 const ID_RE = /^[\w.-]+$/;
 const INT_RE = /^\d+$/;
-
-/** The record's local start: the spec's `YYYY/MM/DD/hh:mm:ss`, or `YYYY-MM-DD hh:mm:ss` / 14 digits. */
-export function parseComxTime(text: string): LocalParts | null {
-  // the spec's fixed-width form, read by character codes (a million lines per run is not unusual)
-  if (text.length === 19 && text.charCodeAt(4) === 47 && text.charCodeAt(7) === 47 && text.charCodeAt(10) === 47 && text.charCodeAt(13) === 58 && text.charCodeAt(16) === 58) {
-    const d = (i: number) => {
-      const c = text.charCodeAt(i) - 48;
-      return c >= 0 && c <= 9 ? c : NaN;
-    };
-    const year = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
-    const month = d(5) * 10 + d(6), day = d(8) * 10 + d(9), hour = d(11) * 10 + d(12), minute = d(14) * 10 + d(15), second = d(17) * 10 + d(18);
-    if (Number.isNaN(year + month + day + hour + minute + second)) return null;
-    if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return null;
-    return { year, month, day, hour, minute, second };
-  }
-  if (SLASH_TIME.test(text)) return null;
-  return parseLocal(text);
-}
-
-function daysIn(year: number, month: number): number {
-  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
-}
-
-/** ISO 8601 UTC without milliseconds (as common/time isoUtc, without the regex). */
-const hourPrefix = new Map<number, string>();
-function iso(ms: number): string {
-  const hour = Math.floor(ms / 3_600_000);
-  let prefix = hourPrefix.get(hour);
-  if (prefix === undefined) {
-    if (hourPrefix.size > 10_000) hourPrefix.clear();
-    prefix = new Date(hour * 3_600_000).toISOString().slice(0, 14); // 2026-01-05T08:
-    hourPrefix.set(hour, prefix);
-  }
-  const rest = ms - hour * 3_600_000;
-  const m = Math.floor(rest / 60_000);
-  const sec = Math.floor((rest % 60_000) / 1000);
-  return `${prefix}${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}Z`;
-}
-
-/** The epoch seconds in an Asterisk-style unique id (`1362123180.67`), if it has that shape. */
-export function idEpochMs(id: string): number | null {
-  const m = /^(?:.*-)?(\d{9,11})\.\d+$/.exec(id);
-  return m ? Number(m[1]) * 1000 : null;
-}
-
-/** The dedup key of an index line: the unique id and the full line, so repeated ids with other content stay distinct. */
-export function cdrKey(cdr: Pick<ComxCdr, 'uniqueId' | 'raw'>): string {
-  return createHash('sha1').update(`${cdr.uniqueId}|${cdr.raw}`).digest('base64').slice(0, 27);
-}
-
-/**
- * Local → UTC conversion, cached per local hour when no DST change falls in it, else per local minute
- * (changes happen on whole minutes): Intl is asked twice per hour of the index, not once per line.
- */
-const minuteCache = new Map<string, Map<number, ZonedResult>>();
-interface Converted {
-  ms: number;
-  ambiguous: boolean;
-  alternativeMs?: number;
-  nonexistent: boolean;
-}
-function convertLocal(parts: LocalParts, zone: string): Converted {
-  let byZone = minuteCache.get(zone);
-  if (!byZone) {
-    if (minuteCache.size > 16) minuteCache.clear();
-    byZone = new Map();
-    minuteCache.set(zone, byZone);
-  }
-  if (byZone.size > 100_000) byZone.clear();
-  const s = parts.second * 1000;
-  // an hour whose :00 and :59 have the same plain offset has no DST change inside: one entry for it
-  const hourKey = -Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour) - 1;
-  let hour = byZone.get(hourKey);
-  if (!hour) {
-    const a = zonedToUtc({ ...parts, minute: 0, second: 0 }, zone);
-    const b = zonedToUtc({ ...parts, minute: 59, second: 0 }, zone);
-    const clean = !a.ambiguous && !a.nonexistent && !b.ambiguous && !b.nonexistent && b.date.getTime() - a.date.getTime() === 59 * 60_000;
-    hour = clean ? a : { date: new Date(NaN), ambiguous: false, nonexistent: false };
-    byZone.set(hourKey, hour);
-  }
-  if (!Number.isNaN(hour.date.getTime())) {
-    return { ms: hour.date.getTime() + parts.minute * 60_000 + s, ambiguous: false, alternativeMs: undefined, nonexistent: false };
-  }
-  const key = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute);
-  let r = byZone.get(key);
-  if (!r) {
-    r = zonedToUtc({ ...parts, second: 0 }, zone);
-    byZone.set(key, r);
-  }
-  return { ms: r.date.getTime() + s, ambiguous: r.ambiguous, alternativeMs: r.alternative ? r.alternative.getTime() + s : undefined, nonexistent: r.nonexistent };
-}
 
 const trimmed = (s: string) => (s.length > 0 && (s.charCodeAt(0) <= 32 || s.charCodeAt(s.length - 1) <= 32) ? s.trim() : s);
 const nullable = (s: string | undefined): string | null => (s === undefined || s === '' ? null : s);
@@ -227,7 +135,7 @@ export function toCdr(fieldsIn: string[], raw: string, line: number, opts: Index
   // built without object spread: this runs once per index line
   const cdr: ComxCdr = {
     uniqueId,
-    start: iso(startMs),
+    start: isoSeconds(startMs),
     startLocal: when,
     timezone: opts.zone,
     startAmbiguous: z.ambiguous,
@@ -248,7 +156,7 @@ export function toCdr(fieldsIn: string[], raw: string, line: number, opts: Index
     raw,
   };
   if (alternative !== undefined) {
-    cdr.startAlternative = iso(alternative);
+    cdr.startAlternative = isoSeconds(alternative);
     cdr.startResolvedBy = resolvedBy;
   }
   if (n > 11) Object.assign(cdr, extra);
@@ -468,39 +376,4 @@ export async function parseIndexText(text: string | Buffer, opts: IndexOptions):
     else malformed.push(item.malformed);
   }
   return { cdrs, malformed };
-}
-
-export interface ComxUser {
-  extension: string;
-  name: string | null;
-  /** Only when asked for: the voicemail PIN is a secret. */
-  pin?: string | null;
-  line: number;
-}
-
-/**
- * The `?users` CSV: extension, friendly name, voicemail PIN (spec §2.3). A header row, if any, is
- * skipped. The PIN is dropped unless `includePin`.
- */
-export async function parseUsers(text: string | Buffer, includePin = false): Promise<{ users: ComxUser[]; malformed: MalformedLine[] }> {
-  const users: ComxUser[] = [];
-  const malformed: MalformedLine[] = [];
-  let rows: { record: string[]; info: { lines: number } }[];
-  try {
-    rows = parseSync(text, { relax_column_count: true, skip_empty_lines: true, bom: true, info: true, relax_quotes: true }) as any;
-  } catch (err) {
-    return { users, malformed: [{ line: (err as { lines?: number }).lines ?? 0, reason: (err as Error).message, text: '' }] };
-  }
-  rows.forEach((r, i) => {
-    const f = r.record.map((s) => s.trim());
-    if (i === 0 && /^(ext|extension|user)/i.test(f[0] ?? '')) return; // header
-    if (f.length < 2 || f[0] === '') {
-      malformed.push({ line: r.info.lines, reason: `expected extension, name[, pin], got ${f.length} column(s)`, text: includePin ? f.join(',') : f.slice(0, 2).join(',') });
-      return;
-    }
-    const u: ComxUser = { extension: f[0], name: nullable(f[1]), line: r.info.lines };
-    if (includePin) u.pin = nullable(f[2]);
-    users.push(u);
-  });
-  return { users, malformed };
 }

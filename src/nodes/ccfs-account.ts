@@ -1,12 +1,15 @@
 /**
- * ccfs-account: a Huawei AICC CC-FS endpoint and its developer AK/SK (config node). Owns the shared
- * client (TLS verification on, optional extra CA), the tenant's time zone, and the registry of the
- * requests ccfs-bill-request made, kept across restarts so ccfs-callback-in can name them.
+ * ccfs-account: a Huawei AICC CC-FS endpoint and its developer AK/SK (config node). Offers the shared
+ * CcfsAccount (client with TLS verification on and an optional extra CA, the tenant's time zone) at
+ * `node.cdrflow`, and keeps the registry of the requests ccfs-bill-request made across restarts (one
+ * journal entry per request, before the request's message goes on), so ccfs-callback-in can name them.
  */
 import type { NodeAPI, Node, NodeDef } from 'node-red';
-import { CcfsAccount } from '../ccfs/account';
-import type { RequestRecord } from '../ccfs/callback';
-import { openStateStore } from './lib/state';
+import { CcfsAccount, accountProblem, type CcfsAccountConfig } from '../ccfs/account';
+import { RequestRegistry } from '../ccfs/callback';
+import { nodeState, serveStoreList } from './lib/state';
+import { properties } from './lib/props';
+import { offerConfig, type ConfigNode } from './lib/config';
 
 interface AccountDef extends NodeDef {
   baseUrl?: string;
@@ -14,6 +17,8 @@ interface AccountDef extends NodeDef {
   signedHeaders?: 'standard' | 'host';
   hostHeader?: string;
   timeout?: number | string;
+  verifyTls?: boolean | string;
+  /** The name before verifyTls; still read from older flows. */
   tlsVerify?: boolean | string;
   ca?: string;
   stateStore?: string;
@@ -23,33 +28,45 @@ interface Credentials {
   secretKey?: string;
 }
 
-interface CcfsAccountNode extends Node<Credentials> {
-  ccfs: CcfsAccount;
-}
-
 export = function register(RED: NodeAPI): void {
-  function CcfsAccountConfig(this: CcfsAccountNode, def: AccountDef) {
+  serveStoreList(RED);
+
+  function CcfsAccountConfig(this: ConfigNode<CcfsAccount> & Node<Credentials>, def: AccountDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const prop = properties(RED, node, def);
     const creds = node.credentials ?? {};
-    const timeout = Number(def.timeout);
-    const tlsVerify = !(def.tlsVerify === false || def.tlsVerify === 'false');
-    const { store, where } = openStateStore<RequestRecord[]>(RED, node, 'ccfs-account', def.stateStore);
-    node.ccfs = new CcfsAccount({
-      baseUrl: (def.baseUrl ?? '').trim(),
+    const verifyTls = prop.flag(['verifyTls', 'tlsVerify'], true);
+    const ca = prop.pem('ca');
+    const config: CcfsAccountConfig = {
+      baseUrl: prop.text('baseUrl'),
       accessKey: (creds.accessKey ?? '').trim(),
       secretKey: creds.secretKey ?? '',
-      timeZone: (def.timeZone ?? '').trim() || 'UTC',
-      signedHeaders: def.signedHeaders === 'host' ? 'host' : 'standard',
-      hostHeader: (def.hostHeader ?? '').trim() || undefined,
-      timeoutMs: Math.round((Number.isFinite(timeout) && timeout > 0 ? timeout : 30) * 1000),
-      ca: (def.ca ?? '').trim() || undefined,
-      rejectUnauthorized: tlsVerify,
-    }, store, (err, phase) => node.warn(RED._(`ccfs-account.errors.${phase === 'load' ? 'stateLoad' : 'stateSave'}`, { where, error: err.message })));
-    if (!tlsVerify) node.warn(RED._('ccfs-account.errors.tlsOff'));
+      timeZone: prop.text('timeZone', 'UTC'),
+      signedHeaders: prop.choice('signedHeaders', ['standard', 'host'], 'standard'),
+      hostHeader: prop.text('hostHeader') || undefined,
+      timeoutMs: prop.seconds('timeout', 30, { positive: true }),
+      ca: ca.pem,
+      rejectUnauthorized: verifyTls,
+    };
+    const found = accountProblem(config);
+    const problem = found ? RED._(`ccfs-account.problems.${found.code}`, found)
+      : ca.problem !== undefined ? RED._('ccfs-account.problems.caFile', { error: ca.problem }) : null;
+    if (!verifyTls) node.warn(RED._('ccfs-account.errors.tlsOff'));
+
+    // the registry the keeper restored (snapshot and journal replayed) is the live one
+    let registry = new RequestRegistry();
+    const state = nodeState<RequestRegistry>(RED, node, {
+      type: 'ccfs-account',
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => (registry = RequestRegistry.restore(saved, journal)),
+      snapshot: () => registry.snapshot(),
+    });
+    let account: CcfsAccount | null = null;
+    node.cdrflow = offerConfig(problem, () => (account = new CcfsAccount(config, state)));
 
     node.on('close', (removed: boolean, done: () => void) => {
-      node.ccfs.close(removed).catch(() => undefined).then(() => done());
+      Promise.allSettled([account?.close(), state.close(removed)]).then(() => done());
     });
   }
 

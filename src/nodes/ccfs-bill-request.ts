@@ -6,8 +6,10 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import type { CcfsAccount } from '../ccfs/account';
-import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, OPTIONAL_FIELDS, type PlannedQuery } from '../ccfs/client';
-import { formatLocal, localParts, zonedToUtc } from '../common/time';
+import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, type PlannedQuery } from '../ccfs/client';
+import { periodWindow, billQueryInput, PERIODS, QUERY_FIELDS } from '../ccfs/period';
+import { properties } from './lib/props';
+import { useConfig, ConfigProblem } from './lib/config';
 import { ThrottledStatus } from './lib/status';
 
 interface BillRequestDef extends NodeDef {
@@ -27,77 +29,30 @@ interface BillRequestDef extends NodeDef {
   maxDays?: number | string;
 }
 
-const FIELDS = ['beginTime', 'endTime', 'dataType', 'callBackURL', ...OPTIONAL_FIELDS] as const;
-
 export = function register(RED: NodeAPI): void {
   function CcfsBillRequest(this: Node, def: BillRequestDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const prop = properties(RED, node, def);
     const status = new ThrottledStatus(node);
-    const accountNode = def.account ? (RED.nodes.getNode(def.account) as (Node & { ccfs?: CcfsAccount }) | null) : null;
-    const account = accountNode?.ccfs ?? null;
-    const maxDaysNum = Number(def.maxDays);
-    const maxDays = Number.isFinite(maxDaysNum) && maxDaysNum > 0 ? maxDaysNum : 3;
-    const hoursNum = Number(def.hours);
-    const hours = Number.isFinite(hoursNum) && hoursNum > 0 ? hoursNum : 24;
+    const config = useConfig<CcfsAccount>(RED, node, 'ccfs-bill-request', def.account, status);
+    const maxDays = prop.number('maxDays', 3, { positive: true });
+    const hours = prop.number('hours', 24, { positive: true });
+    const period = prop.choice('period', PERIODS, 'fields');
+    const fields: Record<string, string> = {};
+    for (const f of QUERY_FIELDS) fields[f] = prop.text(f);
     const controller = new AbortController();
     let queue: Promise<void> = Promise.resolve();
     let total = 0;
 
-    if (!account) status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-bill-request.status.noAccount') }, true);
-    else {
-      const problem = account.problem();
-      if (problem) status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-bill-request.status.badAccount') }, true);
-    }
-
-    /** Node properties, overridden by msg.payload fields; times may be Date, epoch ms or ISO text. */
-    function parameters(msg: NodeMessage, zone: string, now: number): Record<string, unknown> {
-      const p: Record<string, unknown> = {};
-      for (const f of FIELDS) {
-        const v = (def as unknown as Record<string, unknown>)[f];
-        if (typeof v === 'string' && v.trim() !== '') p[f] = v.trim();
-      }
-      const period = def.period ?? 'fields';
-      if (period !== 'fields') Object.assign(p, window(period, zone, now));
-      const payload = msg.payload;
-      if (payload && typeof payload === 'object' && !Array.isArray(payload) && !Buffer.isBuffer(payload)) {
-        for (const f of FIELDS) {
-          const v = (payload as Record<string, unknown>)[f];
-          if (v !== undefined && v !== null && v !== '') p[f] = v;
-        }
-      }
-      for (const f of ['beginTime', 'endTime']) p[f] = asLocal(p[f], zone);
-      return p;
-    }
-
-    function window(period: string, zone: string, now: number): { beginTime: string; endTime: string } {
-      if (period === 'hours') {
-        return { beginTime: formatLocal(now - hours * 3_600_000, zone, 'sql'), endTime: formatLocal(now, zone, 'sql') };
-      }
-      const today = localParts(now, zone);
-      if (period === 'today') return { beginTime: `${formatLocal(now, zone, 'sql').slice(0, 10)} 00:00:00`, endTime: formatLocal(now, zone, 'sql') };
-      // yesterday: the previous calendar day in the tenant's zone
-      const midnight = zonedToUtc({ ...today, hour: 0, minute: 0, second: 0 }, zone).date.getTime();
-      const day = formatLocal(midnight - 12 * 3_600_000, zone, 'sql').slice(0, 10);
-      return { beginTime: `${day} 00:00:00`, endTime: `${day} 23:59:59` };
-    }
-
-    function asLocal(v: unknown, zone: string): unknown {
-      if (v instanceof Date) return formatLocal(v.getTime(), zone, 'sql');
-      if (typeof v === 'number' && Number.isFinite(v)) return formatLocal(v, zone, 'sql');
-      if (typeof v === 'string' && /[Tt].*([Zz]|[+-]\d\d:?\d\d)$/.test(v.trim()) && !Number.isNaN(Date.parse(v))) {
-        return formatLocal(Date.parse(v), zone, 'sql');
-      }
-      return v;
-    }
-
     async function run(msg: NodeMessage, send: (m: NodeMessage) => void): Promise<void> {
-      if (!account) throw new Error(RED._('ccfs-bill-request.errors.noAccount'));
+      const account = config.get();
       const zone = account.config.timeZone;
       const now = Date.now();
+      const window = period === 'fields' ? null : periodWindow(period, zone, now, hours);
       let planned: PlannedQuery[];
       try {
-        planned = planBillQueries(parameters(msg, zone, now), { timeZone: zone, now, maxDays });
+        planned = planBillQueries(billQueryInput(fields, msg.payload, window, zone), { timeZone: zone, now, maxDays });
       } catch (err) {
         if (err instanceof CcfsValidationError) throw new Error(RED._('ccfs-bill-request.errors.invalid', { field: err.field, reason: err.reason }));
         throw err;
@@ -129,9 +84,9 @@ export = function register(RED: NodeAPI): void {
     node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       // one request at a time: CC-FS flow-controls queries (0300009)
       queue = queue.then(() => run(msg, send)).then(() => done(), (err: Error) => {
-        const text = err instanceof CcfsAuthError
-          ? RED._(err.status === 403 ? 'ccfs-bill-request.status.locked' : 'ccfs-bill-request.status.unauthorized')
-          : err instanceof CcfsResultError ? `${err.code}: ${err.meaning}` : err.message;
+        const text = err instanceof ConfigProblem ? RED._('ccfs-bill-request.status.badConfig')
+          : err instanceof CcfsAuthError ? RED._(err.status === 403 ? 'ccfs-bill-request.status.locked' : 'ccfs-bill-request.status.unauthorized')
+            : err instanceof CcfsResultError ? `${err.code}: ${err.meaning}` : err.message;
         status.set({ fill: 'red', shape: 'ring', text: text.slice(0, 40) }, true);
         done(err);
       });

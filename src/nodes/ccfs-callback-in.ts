@@ -2,8 +2,9 @@
  * ccfs-callback-in: the callBackURL CC-FS POSTs to when a bill file is ready (specs/ccfs.md §4, §2.9).
  * Verifies the auth-v2 signature over the raw body and the Host header as received, with a clock-skew
  * window and a replay cache; optionally downloads and parses the file. Answers 200
- * {"resultCode":"0","resultDesc":"success"} only after the message(s) were sent on; a callback for a file
- * already delivered is answered 200 and not sent on again (remembered across restarts).
+ * {"resultCode":"0","resultDesc":"success"} only after the message(s) were sent on and what the answer
+ * stands for (the delivered file, the accepted signature) was journaled; a callback for a file already
+ * delivered is answered 200 and not sent on again, also after a restart or a kill right after the answer.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,14 +12,16 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import type { CcfsAccount } from '../ccfs/account';
-import { CallbackGuard, parseCallbackBody, CallbackBodyError, type CallbackState, type CallbackBody } from '../ccfs/callback';
+import { CallbackGuard, parseCallbackBody, CallbackBodyError, type CallbackBody } from '../ccfs/callback';
 import { readBillFile, emptySummary } from '../ccfs/bill-file';
 import { CcfsResultError, CcfsAuthError } from '../ccfs/client';
 import { plainAddress } from '../common/http-auth';
 import { normalisePath, effectivePath, readBody, BodyTooLargeError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { captureRawBodies, capturedBody } from './lib/raw-capture';
-import { nodeState } from './lib/state';
+import { nodeState, serveStoreList } from './lib/state';
+import { properties } from './lib/props';
+import { useConfig, ConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CallbackDef extends NodeDef {
@@ -35,44 +38,50 @@ interface CallbackDef extends NodeDef {
 }
 
 const SUCCESS = JSON.stringify({ resultCode: '0', resultDesc: 'success' });
-const SAVE_DELAY_MS = 500;
+const RETRY = JSON.stringify({ resultCode: '503', resultDesc: 'not delivered, try again' });
 
 export = function register(RED: NodeAPI): void {
+  serveStoreList(RED);
+
   function CcfsCallbackIn(this: Node, def: CallbackDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const prop = properties(RED, node, def);
     const status = new ThrottledStatus(node);
-    const route = normalisePath(def.path, '/ccfs/callback');
+    const route = normalisePath(prop.text('path'), '/ccfs/callback');
     const url = effectivePath(RED.settings as any, route);
-    const mode = def.verify === 'log' || def.verify === 'off' ? def.verify : 'verify';
-    const skew = Number(def.skewMinutes);
-    const maxSkewMs = (Number.isFinite(skew) && skew > 0 ? skew : 15) * 60_000;
-    const checkAk = !(def.checkAccessKey === false || def.checkAccessKey === 'false');
-    const signedHost = (def.signedHost ?? '').trim() || undefined;
-    const download = def.download === true || def.download === 'true';
-    const encoding = (def.encoding ?? '').trim() || 'utf8';
-    const kb = Number(def.maxBodyKb);
-    const limit = Math.round((Number.isFinite(kb) && kb > 0 ? kb : 64) * 1024);
-    const accountNode = def.account ? (RED.nodes.getNode(def.account) as (Node & { ccfs?: CcfsAccount }) | null) : null;
-    const account = accountNode?.ccfs ?? null;
+    const mode = prop.choice('verify', ['verify', 'log', 'off'], 'verify');
+    const maxSkewMs = prop.number('skewMinutes', 15, { positive: true }) * 60_000;
+    const checkAk = prop.flag('checkAccessKey', true);
+    const signedHost = prop.text('signedHost') || undefined;
+    const download = prop.flag('download', false);
+    const encoding = prop.text('encoding', 'utf8');
+    const limit = Math.round(prop.number('maxBodyKb', 64, { positive: true }) * 1024);
+    // a missing or unusable account is reported now, and again with every callback (answered 503)
+    const config = useConfig<CcfsAccount>(RED, node, 'ccfs-callback-in', def.account, status);
     let delivered = 0;
     let duplicates = 0;
 
-    if (!account) {
-      node.error(RED._('ccfs-callback-in.errors.noAccount'), { topic: 'error', payload: null } as NodeMessage);
-      status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.noAccount') }, true);
-      return;
-    }
     if (httpNodesDisabled(RED, node, 'ccfs-callback-in', status)) return;
     if (mode !== 'verify') node.warn(RED._(`ccfs-callback-in.errors.mode_${mode}`));
 
+    // the guard the keeper restored (snapshot and journal replayed) is the live one
     let guard = new CallbackGuard({ maxSkewMs });
-    const state = nodeState<CallbackState>(RED, node, 'ccfs-callback-in', def.stateStore, () => guard.snapshot(), SAVE_DELAY_MS);
-    const ready = state.ready.then((saved) => {
-      if (saved) guard = new CallbackGuard({ maxSkewMs }, saved);
+    const state = nodeState<CallbackGuard>(RED, node, {
+      type: 'ccfs-callback-in',
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => (guard = CallbackGuard.restore(saved, journal, { maxSkewMs })),
+      snapshot: () => guard.snapshot(),
     });
+    /** Journals what a 200 answer stands for; resolves once it is durable. */
+    const remember = async (what: { billFileName?: string; signature?: string | null }): Promise<void> => {
+      const entry = guard.commit(what);
+      if (entry) await state.record(entry);
+    };
     const inFlight = new Map<string, Promise<boolean>>();
     const controller = new AbortController();
+    // set on close: a callback still being read is answered 503, as the state is being closed
+    let closing = false;
 
     const warnOnce = limitedWarn(node);
 
@@ -82,8 +91,8 @@ export = function register(RED: NodeAPI): void {
     };
 
     /** Sends the messages for one callback; resolves when they are all sent. */
-    async function deliver(cb: CallbackBody, meta: Record<string, unknown>): Promise<void> {
-      const request = await account!.find(cb.responseId, cb.billFileName);
+    async function deliver(account: CcfsAccount, cb: CallbackBody, meta: Record<string, unknown>): Promise<void> {
+      const request = await account.find(cb.responseId, cb.billFileName);
       const ccfs = { ...meta, responseId: cb.responseId, billFileName: cb.billFileName, accountId: cb.accountId, request, requestNode: request?.node ?? null };
       const notice = { responseId: cb.responseId, billFileName: cb.billFileName, accountId: cb.accountId, version: cb.version };
       if (!download) {
@@ -93,10 +102,10 @@ export = function register(RED: NodeAPI): void {
       status.set({ fill: 'blue', shape: 'dot', text: RED._('ccfs-callback-in.status.downloading') }, true);
       const file = path.join(os.tmpdir(), `cdrflow-ccfs-${node.id.replace(/[^A-Za-z0-9_-]/g, '_')}-${randomBytes(6).toString('hex')}.zip`);
       try {
-        const got = await account!.client().downloadBillFile(cb.billFileName, file, { signal: controller.signal });
+        const got = await account.client().downloadBillFile(cb.billFileName, file, { signal: controller.signal });
         const summary = emptySummary();
         let rows = 0;
-        for await (const item of readBillFile(file, { timeZone: account!.config.timeZone, encoding }, summary)) {
+        for await (const item of readBillFile(file, { timeZone: account.config.timeZone, encoding }, summary)) {
           const base = { ...ccfs, file: item.file };
           if (item.kind === 'call') {
             rows += item.call.rows.length;
@@ -135,10 +144,15 @@ export = function register(RED: NodeAPI): void {
       raw
         .then(async (body) => {
           if (reserialised) meta.bodyReserialised = true;
-          await ready;
+          await state.ready;
+          if (closing) {
+            answer(res, 503, RETRY);
+            return;
+          }
+          const account = config.get();
           if (mode !== 'off') {
             const check = guard.check({ method: req.method ?? 'POST', uri, query, headers: req.headers as Record<string, string>, body },
-              { secretKey: account!.config.secretKey, accessKey: checkAk ? account!.config.accessKey : undefined, hostOverride: signedHost });
+              { secretKey: account.config.secretKey, accessKey: checkAk ? account.config.accessKey : undefined, hostOverride: signedHost });
             if (!check.ok) {
               const reason = RED._(`ccfs-callback-in.refusal.${check.reason}`);
               if (mode === 'verify') {
@@ -156,7 +170,6 @@ export = function register(RED: NodeAPI): void {
               meta.signedBy = `…${check.verified.accessKey.slice(-4)}`;
               meta.signedAt = check.verified.timestamp;
               signature = check.verified.signature;
-              state.changed();
             }
           } else {
             meta.verified = false;
@@ -177,21 +190,27 @@ export = function register(RED: NodeAPI): void {
             // the same file is being delivered right now: answer as that delivery ends
             const ok = await running;
             duplicates++;
-            if (ok) answer(res, 200, SUCCESS);
-            else answer(res, 503, JSON.stringify({ resultCode: '503', resultDesc: 'not delivered, try again' }));
+            if (!ok) {
+              if (signature) guard.release(signature);
+              answer(res, 503, RETRY);
+              return;
+            }
+            await remember({ signature });
+            answer(res, 200, SUCCESS);
             return;
           }
           if (guard.isDelivered(name)) {
             duplicates++;
+            await remember({ signature });
             answer(res, 200, SUCCESS);
             status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url, count: count(delivered), dup: count(duplicates) }) });
             return;
           }
-          const job = deliver(cb, meta).then(() => true, (err: Error) => {
+          const job = deliver(account, cb, meta).then(() => true, (err: Error) => {
             const text = err instanceof CcfsResultError ? `${err.code}: ${err.meaning}`
               : err instanceof CcfsAuthError ? RED._(err.status === 403 ? 'ccfs-callback-in.status.locked' : 'ccfs-callback-in.status.unauthorized') : err.message;
             // 503: CC-FS calls back again later (every 10 minutes), when the file may be ready
-            answer(res, 503, JSON.stringify({ resultCode: '503', resultDesc: 'not delivered, try again' }));
+            answer(res, 503, RETRY);
             node.error(RED._('ccfs-callback-in.errors.notDelivered', { file: name, error: err.message }), { topic: 'error', payload: { billFileName: name, responseId: cb.responseId, accountId: cb.accountId }, ccfs: meta, error: err } as unknown as NodeMessage);
             status.set({ fill: 'red', shape: 'ring', text: text.slice(0, 40) }, true);
             return false;
@@ -203,34 +222,39 @@ export = function register(RED: NodeAPI): void {
             if (signature) guard.release(signature);
             return;
           }
-          guard.markDelivered(name);
-          state.changed();
+          // on disk (the file store) before the answer: a resend after a kill is still a duplicate
+          await remember({ billFileName: name, signature });
           delivered++;
           answer(res, 200, SUCCESS);
           status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url, count: count(delivered), dup: count(duplicates) }) });
         })
         .catch((err: Error) => {
+          let text = err.message;
           if (err instanceof BodyTooLargeError) {
             res.setHeader('Connection', 'close');
             answer(res, 413, JSON.stringify({ resultCode: '413', resultDesc: 'body too large' }));
             node.error(RED._('ccfs-callback-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, ccfs: meta } as NodeMessage);
+          } else if (err instanceof ConfigProblem) {
+            // the account cannot be used: CC-FS calls back again later, when it may be fixed
+            answer(res, 503, RETRY);
+            node.error(err.message, { topic: 'error', payload: null, ccfs: meta } as NodeMessage);
+            text = RED._('ccfs-callback-in.status.badConfig');
           } else {
-            answer(res, 503, JSON.stringify({ resultCode: '503', resultDesc: 'not delivered, try again' }));
+            answer(res, 503, RETRY);
             node.error(RED._('ccfs-callback-in.errors.internal', { error: err.message }), { topic: 'error', payload: null, ccfs: meta } as NodeMessage);
           }
-          status.set({ fill: 'red', shape: 'ring', text: err.message.slice(0, 40) }, true);
+          status.set({ fill: 'red', shape: 'ring', text: text.slice(0, 40) }, true);
         });
     };
     const endpoint = mountReceiver(RED, node, 'ccfs-callback-in', url, [route], post, status);
     let rawCapture: { close(): void } | null = null;
     if (endpoint) {
       rawCapture = captureRawBodies((RED as any).server, RED.settings as any, [route], limit);
-      const problem = account.problem();
-      if (problem) status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.badAccount') }, true);
-      else status.set({ fill: 'green', shape: 'ring', text: url }, true);
+      if (config.problem === null) status.set({ fill: 'green', shape: 'ring', text: url }, true);
     }
 
     node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
       endpoint?.close();
       rawCapture?.close();
       controller.abort(new Error('node closed'));

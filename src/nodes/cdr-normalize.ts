@@ -7,9 +7,11 @@
  * restarts (nodeState).
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
-import { CmsLegJoiner, CMS_LIMITS, NormalizeError, normalizeMessage, type CmsJoinState, type MapOptions } from '../normalize';
-import { isoUtc, isValidZone } from '../common/time';
-import { nodeState } from './lib/state';
+import { CmsLegJoiner, CMS_LIMITS, NormalizeError, normalizeMessage, type MapOptions } from '../normalize';
+import { isoUtc } from '../common/time';
+import { nodeState, serveStoreList } from './lib/state';
+import { properties } from './lib/props';
+import { reportConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CdrNormalizeDef extends NodeDef {
@@ -21,29 +23,39 @@ interface CdrNormalizeDef extends NodeDef {
   stateStore?: string;
 }
 
-const SAVE_DELAY_MS = 500;
-
 export = function register(RED: NodeAPI): void {
+  serveStoreList(RED);
+
   function CdrNormalize(this: Node, def: CdrNormalizeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     const status = new ThrottledStatus(node);
-    const zone = (def.zone ?? '').trim();
-    if (zone !== '' && !isValidZone(zone)) {
-      node.error(RED._('cdr-normalize.errors.zone', { zone }));
-      status.set({ fill: 'red', shape: 'ring', text: RED._('cdr-normalize.status.badConfig') }, true);
+    const prop = properties(RED, node, def);
+    const zoneText = prop.text('zone');
+    const zone = zoneText === '' ? '' : prop.zone('zone', '');
+    if (zone === null) {
+      const text = RED._('cdr-normalize.errors.zone', { zone: zoneText });
+      reportConfigProblem(RED, node, 'cdr-normalize', text, status);
+      // every message still completes, with the reason, so Catch and Complete nodes see it
+      node.on('input', (_msg: NodeMessage, _send: unknown, done: (err?: Error) => void) => done(new Error(text)));
       return;
     }
-    const keepRaw = def.raw !== 'drop';
-    const asArray = def.output === 'array';
-    const maxLegsN = Number(def.maxLegs);
-    const limits = { ...CMS_LIMITS, maxLegs: Number.isInteger(maxLegsN) && maxLegsN > 0 ? maxLegsN : CMS_LIMITS.maxLegs };
-    const instance = (def.instance ?? '').trim() || undefined;
+    const keepRaw = prop.choice('raw', ['keep', 'drop'], 'keep') === 'keep';
+    const asArray = prop.choice('output', ['record', 'array'], 'record') === 'array';
+    const limits = { ...CMS_LIMITS, maxLegs: prop.number('maxLegs', CMS_LIMITS.maxLegs, { positive: true, integer: true }) };
+    const instance = prop.text('instance') || undefined;
 
-    let joiner = new CmsLegJoiner(limits, null, keepRaw);
-    const state = nodeState<CmsJoinState>(RED, node, 'cdr-normalize', def.stateStore, () => joiner.snapshot(), SAVE_DELAY_MS);
-    const ready = state.ready.then((saved) => {
-      if (saved) joiner = new CmsLegJoiner(limits, saved, keepRaw);
+    let joiner = new CmsLegJoiner(limits, keepRaw);
+    // Open CMS legs: each record that changes them is journaled (a line per record), and a snapshot of
+    // the open legs is written only once the journal outweighs the last one.
+    const state = nodeState(RED, node, {
+      type: 'cdr-normalize',
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => CmsLegJoiner.fromSaved(limits, saved, journal, keepRaw),
+      snapshot: (j) => j.snapshot(),
+    });
+    const ready = state.ready.then((j) => {
+      joiner = j;
     });
 
     let emitted = 0;
@@ -68,7 +80,7 @@ export = function register(RED: NodeAPI): void {
           }
           throw err;
         }
-        if (result.source === 'cms') state.changed();
+        for (const rec of result.joined) void state.record(keepRaw ? rec : { ...rec, raw: undefined });
         if (result.records.length > 0) {
           emitted += result.records.length;
           if (asArray) {

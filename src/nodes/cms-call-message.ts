@@ -5,12 +5,8 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import type { CallMessage, MessagePosition, CmsApiClient } from '../cms/api';
+import { useConfig } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
-
-/** What this node needs of its cms-server config node. */
-interface CmsServerNode extends Node {
-  client(): CmsApiClient;
-}
 
 interface CmsCallMessageDef extends NodeDef {
   server?: string;
@@ -26,21 +22,19 @@ export = function register(RED: NodeAPI): void {
   function CmsCallMessage(this: Node, def: CmsCallMessageDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const server = RED.nodes.getNode(def.server ?? '') as CmsServerNode | null;
     const status = new ThrottledStatus(node);
+    const server = useConfig<CmsApiClient>(RED, node, 'cms-call-message', def.server, status);
     const queues = new Map<string, Promise<void>>();
     let sets = 0;
     let clears = 0;
     let closing = false;
     const abort = new AbortController();
 
-    if (!server) status.set({ fill: 'red', shape: 'ring', text: RED._('cms-call-message.status.noServer') }, true);
-
     node.on('input', (msg: NodeMessage & Record<string, any>, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       let callId: string;
       let message: CallMessage;
       try {
-        if (!server) throw new Error(RED._('cms-call-message.errors.noServer'));
+        server.get(); // a missing or unusable server fails every message with the reason
         callId = callIdOf(msg);
         message = messageOf(msg, def);
       } catch (err) {
@@ -52,7 +46,7 @@ export = function register(RED: NodeAPI): void {
       const run = previous.then(async () => {
         if (closing) throw new Error(RED._('cms-call-message.errors.closing'));
         status.set({ fill: 'blue', shape: 'dot', text: RED._(action === 'set' ? 'cms-call-message.status.setting' : 'cms-call-message.status.clearing', { call: callId.slice(0, 8) }) });
-        const result = await server!.client().setCallMessage(callId, message, abort.signal);
+        const result = await server.get().setCallMessage(callId, message, abort.signal);
         if (action === 'set') sets++;
         else clears++;
         msg.cmsApi = { callId, action, baseUrl: result.baseUrl, status: result.status, attempts: result.attempts, message };

@@ -5,10 +5,13 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import {
-  CallTracker, toTrackerRecord, restrictedPattern, domainList,
-  type TrackerEvent, type TrackerState, type TrackerOptions, type SecurityLevel,
+  CallTracker, restrictedPattern, domainList,
+  type TrackerEvent, type TrackerOptions, type TrackerEntry, type SecurityLevel,
 } from '../cms/tracker';
-import { nodeState } from './lib/state';
+import { readRecord } from '../cms/record';
+import { nodeState, serveStoreList } from './lib/state';
+import { properties } from './lib/props';
+import { reportConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CmsCallTrackerDef extends NodeDef {
@@ -29,45 +32,55 @@ const DEFAULT_TEXTS = {
   restricted: 'Restricted Meeting',
   both: 'Restricted Meeting, External Participant(s) in Meeting',
 };
-const SAVE_DELAY_MS = 1000;
-
 export = function register(RED: NodeAPI): void {
+  serveStoreList(RED);
+
   function CmsCallTracker(this: Node, def: CmsCallTrackerDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     const status = new ThrottledStatus(node);
-    const hours = Number(def.expireHours);
+    const prop = properties(RED, node, def);
     let opts: Partial<TrackerOptions>;
     try {
       opts = {
-        internalDomains: domainList(def.internalDomains),
-        guestsExternal: def.guestsExternal !== false && def.guestsExternal !== 'false',
-        webAppExternal: def.webAppExternal !== false && def.webAppExternal !== 'false',
-        restrictedPattern: restrictedPattern(def.restrictedPattern ?? 'restricted'),
-        expireAfterMs: (Number.isFinite(hours) && hours > 0 ? hours : 24) * 3600_000,
+        internalDomains: domainList(prop.text('internalDomains')),
+        guestsExternal: prop.flag('guestsExternal', true),
+        webAppExternal: prop.flag('webAppExternal', true),
+        restrictedPattern: restrictedPattern(prop.text('restrictedPattern', 'restricted')),
+        expireAfterMs: prop.number('expireHours', 24, { positive: true }) * 3600_000,
       };
     } catch (err) {
       const text = RED._('cms-call-tracker.errors.pattern', { error: (err as Error).message });
-      node.error(text, { topic: 'error', payload: null } as NodeMessage);
-      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-call-tracker.status.badConfig') }, true);
+      reportConfigProblem(RED, node, 'cms-call-tracker', text, status);
       // messages still complete, with the configuration error, so Catch and Complete nodes see them
       node.on('input', (_msg: NodeMessage, _send: unknown, done: (err?: Error) => void) => done(new Error(text)));
       return;
     }
     const texts: Record<SecurityLevel, string> = {
       none: '',
-      external: def.textExternal || DEFAULT_TEXTS.external,
-      restricted: def.textRestricted || DEFAULT_TEXTS.restricted,
-      restrictedExternal: def.textBoth || DEFAULT_TEXTS.both,
+      external: prop.text('textExternal', DEFAULT_TEXTS.external),
+      restricted: prop.text('textRestricted', DEFAULT_TEXTS.restricted),
+      restrictedExternal: prop.text('textBoth', DEFAULT_TEXTS.both),
     };
-    const position = ['top', 'middle', 'bottom'].includes(def.position ?? '') ? def.position! : 'bottom';
+    const position = prop.choice('position', ['top', 'middle', 'bottom'], 'bottom');
 
     let tracker = new CallTracker(opts);
-    const state = nodeState<TrackerState>(RED, node, 'cms-call-tracker', def.stateStore, () => tracker.snapshot(), SAVE_DELAY_MS);
-    const ready = state.ready.then((saved) => {
-      if (saved) tracker = new CallTracker(opts, saved);
+    const state = nodeState(RED, node, {
+      type: 'cms-call-tracker',
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => CallTracker.fromSaved(opts, saved, journal),
+      snapshot: (t) => t.snapshot(),
+    });
+    const ready = state.ready.then((t) => {
+      tracker = t;
       showStatus();
     });
+    /** Applies a change and journals it, so a restart replays it (nothing is written for what changes nothing). */
+    const change = (entry: TrackerEntry): TrackerEvent[] => {
+      const events = 'a' in entry ? tracker.apply(entry.a, entry.t) : 'b' in entry ? tracker.bridgeRestarted(entry.b, entry.t) : tracker.expire(entry.t);
+      void state.record(entry);
+      return events;
+    };
 
     function showStatus(): void {
       const c = tracker.counts();
@@ -109,15 +122,16 @@ export = function register(RED: NodeAPI): void {
         const events: TrackerEvent[] = [];
         const p = msg.payload as { previousSession?: unknown } | null;
         if (msg.topic === 'sessionChanged' && p && typeof p.previousSession === 'string') {
-          events.push(...tracker.bridgeRestarted(p.previousSession, now));
+          events.push(...change({ t: now, b: p.previousSession }));
         } else {
           const items = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
           for (const item of items) {
-            const rec = toTrackerRecord(item, Array.isArray(msg.payload) ? { session: msg.cms?.session, callBridge: msg.cms?.callBridge } : msg.cms);
-            if (rec) events.push(...tracker.apply(rec, now));
+            const rec = readRecord(item, Array.isArray(msg.payload) ? { session: msg.cms?.session, callBridge: msg.cms?.callBridge } : msg.cms);
+            if (!rec || !tracker.affects(rec)) continue;
+            const { raw: _raw, ...fields } = rec;
+            events.push(...change({ t: now, a: fields }));
           }
         }
-        state.changed();
         if (events.length > 0) send(toMessages(events, msg));
         showStatus();
         done();
@@ -128,10 +142,13 @@ export = function register(RED: NodeAPI): void {
     const sweepMs = Math.max(1000, Math.min(60_000, (opts.expireAfterMs ?? 86_400_000) / 10));
     const timer = setInterval(() => {
       ready.then(() => {
-        const events = tracker.expire(Date.now());
-        if (events.length > 0) {
-          state.changed();
-          node.send(toMessages(events, null) as any);
+        const before = tracker.size;
+        // a sweep is journaled only when it drops something: an idle tracker writes nothing
+        const now = Date.now();
+        const events = tracker.expire(now);
+        if (events.length > 0 || tracker.size !== before) {
+          void state.record({ t: now, x: true });
+          if (events.length > 0) node.send(toMessages(events, null) as any);
           showStatus();
         }
       }).catch(() => undefined);

@@ -5,11 +5,13 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { parseCdrDocument, CdrParseError, type CmsRecord, type ValueMode } from '../cms/parse';
-import { ReceiverTracker, DEFAULT_LIMITS, type ReceiverState, type ReceiverWarning } from '../cms/receiver';
-import { checkSender, parseAllowList, plainAddress, type SenderRules } from '../common/http-auth';
+import { ReceiverTracker, type ReceiverWarning } from '../cms/receiver';
+import { checkSender, parseAllowList, plainAddress, isOpen, type SenderRules } from '../common/http-auth';
 import { normalisePath, effectivePath, readBody, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
-import { nodeState } from './lib/state';
+import { nodeState, serveStoreList } from './lib/state';
+import { properties } from './lib/props';
+import { reportConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CmsCdrInDef extends NodeDef {
@@ -36,24 +38,20 @@ interface Credentials {
   password?: string;
 }
 
-const DEFAULT_MAX_MB = 10;
-/** Writes of the dedup window are coalesced; a resend inside this window after a crash may be emitted twice. */
-const SAVE_DELAY_MS = 500;
-const DEFAULT_ACK_TIMEOUT_S = 30;
-
 export = function register(RED: NodeAPI): void {
+  serveStoreList(RED);
+
   function CmsCdrIn(this: Node<Credentials>, def: CmsCdrInDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const path = normalisePath(def.path, '/cdr');
-    const maxMb = Number(def.maxBodyMb);
-    const limit = Math.round((Number.isFinite(maxMb) && maxMb > 0 ? maxMb : DEFAULT_MAX_MB) * 1024 * 1024);
-    const ackByFlow = def.ack === 'flow';
+    const prop = properties(RED, node, def);
+    const path = normalisePath(prop.text('path'), '/cdr');
+    const limit = Math.round(prop.number('maxBodyMb', 10, { positive: true }) * 1024 * 1024);
+    const ackByFlow = prop.choice('ack', ['sent', 'flow'], 'sent') === 'flow';
     // the flow answers once per POST, so it gets the POST as one message
-    const perPost = def.output === 'post' || ackByFlow;
-    const ackTimeoutS = Number(def.ackTimeout);
-    const ackTimeoutMs = (Number.isFinite(ackTimeoutS) && ackTimeoutS > 0 ? ackTimeoutS : DEFAULT_ACK_TIMEOUT_S) * 1000;
-    const mode: ValueMode = def.values === 'xmltodict' ? 'xmltodict' : 'typed';
+    const perPost = prop.choice('output', ['record', 'post'], 'record') === 'post' || ackByFlow;
+    const ackTimeoutMs = prop.seconds('ackTimeout', 30, { positive: true });
+    const mode = prop.choice<ValueMode>('values', ['typed', 'xmltodict'], 'typed');
     const creds = node.credentials ?? {};
     const status = new ThrottledStatus(node);
     const url = effectivePath(RED.settings as any, path);
@@ -62,22 +60,33 @@ export = function register(RED: NodeAPI): void {
     let rules: SenderRules;
     try {
       rules = {
-        allow: parseAllowList(def.allowFrom),
+        allow: parseAllowList(prop.text('allowFrom')),
         basic: creds.user ? { user: creds.user, password: creds.password ?? '' } : null,
         token: creds.token ? creds.token : null,
       };
     } catch (err) {
-      node.error(RED._('cms-cdr-in.errors.allowList', { error: (err as Error).message }), { topic: 'error', payload: null } as NodeMessage);
-      status.set({ fill: 'red', shape: 'ring', text: RED._('cms-cdr-in.status.badConfig') }, true);
+      reportConfigProblem(RED, node, 'cms-cdr-in', RED._('cms-cdr-in.errors.allowList', { error: (err as Error).message }), status);
       return;
     }
 
     if (httpNodesDisabled(RED, node, 'cms-cdr-in', status)) return;
+    const open = isOpen(rules);
+    if (open) node.warn(RED._('cms-cdr-in.errors.open', { url }));
+    const where = open ? RED._('cms-cdr-in.status.open', { url }) : url;
 
-    let tracker = new ReceiverTracker(DEFAULT_LIMITS);
-    const state = nodeState<ReceiverState>(RED, node, 'cms-cdr-in', def.stateStore, () => tracker.snapshot(), SAVE_DELAY_MS);
-    const ready = state.ready.then((saved) => {
-      if (saved) tracker = new ReceiverTracker(DEFAULT_LIMITS, saved);
+    let tracker = new ReceiverTracker();
+    const state = nodeState(RED, node, {
+      type: 'cms-cdr-in',
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => {
+        const t = ReceiverTracker.restore(saved);
+        for (const e of journal) t.replay(e);
+        return t;
+      },
+      snapshot: (t) => t.snapshot(),
+    });
+    const ready = state.ready.then((t) => {
+      tracker = t;
     });
 
     // refusals are answered at once but reported at most once a minute per reason
@@ -127,14 +136,15 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
-          const delivered = () => {
-            tracker.commit(fresh, remote);
-            state.changed();
+          // delivered: remembered in the journal (on disk when this returns, for the file store)
+          const delivered = (): Promise<void> | void => {
+            const saved = fresh.length > 0 ? state.record(tracker.commit(fresh, remote)) : undefined;
             received += fresh.length;
             const dup = duplicates > 0 ? ` (+${count(duplicates)} dup)` : '';
             status.set(() => (warnings.length > 0
-              ? { fill: 'yellow', shape: 'dot', text: `${url} · ${count(received)}${dup} · ${warnings[0].kind}` }
-              : { fill: 'green', shape: 'dot', text: `${url} · ${count(received)}${dup}` }));
+              ? { fill: 'yellow', shape: 'dot', text: `${where} · ${count(received)}${dup} · ${warnings[0].kind}` }
+              : { fill: open ? 'yellow' : 'green', shape: 'dot', text: `${where} · ${count(received)}${dup}` }));
+            return saved;
           };
           const warnMsgs = warnings.map((w) => warningMessage(w, meta));
           for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));
@@ -155,7 +165,8 @@ export = function register(RED: NodeAPI): void {
             res.once('finish', () => {
               clearTimeout(timer);
               awaitingFlow.delete(res);
-              if (res.statusCode >= 200 && res.statusCode < 300 && !closing) delivered();
+              // the flow's answer is already out: recorded right after it (a resend is dropped from then on)
+              if (res.statusCode >= 200 && res.statusCode < 300 && !closing) void Promise.resolve(delivered()).catch(() => undefined);
             });
             res.once('close', () => {
               clearTimeout(timer);
@@ -173,7 +184,8 @@ export = function register(RED: NodeAPI): void {
             for (const r of fresh) node.send(recordMessage(r, meta));
           }
           for (const w of warnMsgs) node.send([null, w]);
-          delivered();
+          const saved = delivered();
+          if (saved) await saved;
           answer(res, 200);
         })
         .catch((err: Error) => {
@@ -181,7 +193,6 @@ export = function register(RED: NodeAPI): void {
             // CMS posts XML; a JSON or form body parsed before this route is not a CDR document
             fail(res, 415, RED._('cms-cdr-in.errors.consumed', { type: err.contentType }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else if (err instanceof BodyTooLargeError) {
-            res.setHeader('Connection', 'close');
             fail(res, 413, RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else {
             // not delivered: 503 makes CMS send the records again
@@ -191,7 +202,7 @@ export = function register(RED: NodeAPI): void {
     };
     const paths = rules.token ? [path, `${path === '/' ? '' : path}/:token`] : [path];
     const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
-    if (endpoint) status.set({ fill: 'green', shape: 'ring', text: url }, true);
+    if (endpoint) status.set({ fill: open ? 'yellow' : 'green', shape: 'ring', text: where }, true);
 
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;

@@ -4,8 +4,9 @@
  * shared by every node that uses this config, released on close.
  */
 import type { NodeAPI, Node, NodeDef } from 'node-red';
-import * as fs from 'node:fs';
 import { CmsApiClient, baseUrlList, normaliseBaseUrl } from '../cms/api';
+import { properties } from './lib/props';
+import { offerConfig, type ConfigHandle } from './lib/config';
 
 interface CmsServerDef extends NodeDef {
   urls?: string;
@@ -19,46 +20,30 @@ interface Credentials {
   password?: string;
 }
 
-interface CmsServerNode extends Node<Credentials> {
-  /** The shared client; throws an Error with a readable message when the config is incomplete. */
-  client(): CmsApiClient;
-  urls: string[];
-}
-
-const DEFAULT_TIMEOUT_S = 10;
+type CmsServerNode = Node<Credentials> & { cdrflow: ConfigHandle<CmsApiClient> };
 
 export = function register(RED: NodeAPI): void {
   function CmsServer(this: CmsServerNode, def: CmsServerDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    node.urls = baseUrlList(def.urls);
-    const timeoutS = Number(def.timeout);
-    const retries = Number(def.retries);
+    const prop = properties(RED, node, def);
+    const creds = node.credentials ?? {};
+    const urls = baseUrlList(prop.text('urls'));
+    const ca = prop.pem('ca');
     let client: CmsApiClient | null = null;
 
-    node.client = () => {
-      if (client) return client;
-      const creds = node.credentials ?? {};
-      if (node.urls.length === 0) throw new Error(RED._('cms-server.errors.noUrl'));
-      for (const u of node.urls) {
-        try {
-          normaliseBaseUrl(u);
-        } catch (err) {
-          throw new Error(RED._('cms-server.errors.badUrl', { url: u, error: (err as Error).message }));
-        }
-      }
-      if (!creds.user || !creds.password) throw new Error(RED._('cms-server.errors.noCredentials'));
+    node.cdrflow = offerConfig(problemOf(urls, creds, ca.problem), () => {
       client = new CmsApiClient({
-        baseUrls: node.urls,
-        user: creds.user,
-        password: creds.password,
-        timeoutMs: (Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS : DEFAULT_TIMEOUT_S) * 1000,
-        retries: Number.isInteger(retries) && retries >= 0 ? retries : 2,
-        rejectUnauthorized: def.verifyTls !== false && def.verifyTls !== 'false',
-        ca: readCa(def.ca),
+        baseUrls: urls,
+        user: creds.user!,
+        password: creds.password!,
+        timeoutMs: prop.seconds('timeout', 10, { positive: true }),
+        retries: prop.number('retries', 2, { min: 0, max: 10, integer: true }),
+        rejectUnauthorized: prop.flag('verifyTls', true),
+        ca: ca.pem,
       });
       return client;
-    };
+    });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       const c = client;
@@ -67,12 +52,19 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  /** PEM text pasted in the dialog, or a path to a PEM file. */
-  function readCa(ca: string | undefined): string | undefined {
-    const v = (ca ?? '').trim();
-    if (v === '') return undefined;
-    if (v.includes('-----BEGIN')) return v;
-    return fs.readFileSync(v, 'utf8');
+  /** What keeps the configuration from working, in words, or null. */
+  function problemOf(urls: string[], creds: Credentials, caProblem: string | undefined): string | null {
+    if (urls.length === 0) return RED._('cms-server.errors.noUrl');
+    for (const u of urls) {
+      try {
+        normaliseBaseUrl(u);
+      } catch (err) {
+        return RED._('cms-server.errors.badUrl', { url: u, error: (err as Error).message });
+      }
+    }
+    if (!creds.user || !creds.password) return RED._('cms-server.errors.noCredentials');
+    if (caProblem) return RED._('cms-server.errors.ca', { error: caProblem });
+    return null;
   }
 
   RED.nodes.registerType('cms-server', CmsServer as any, {

@@ -1,14 +1,15 @@
 /**
- * comx-pbx: one Com.X PBX (config node). Holds the base URL, the Basic credentials, the PBX's IANA
- * time zone (its CDRs and `start`/`end` are local wall clock) and one undici agent (timeouts, TLS
- * verification on unless turned off, an optional extra CA) shared by every comx-cdr-fetch using it,
- * released on close.
+ * comx-pbx: one Com.X PBX (config node). Offers the comx-cdr-fetch nodes (node.cdrflow, config.ts) a
+ * client with the base URL and Basic credentials, the PBX's IANA time zone (its CDRs and
+ * `start`/`end` are local wall clock) and one undici agent (timeouts, TLS verification on unless
+ * turned off, an optional extra CA as PEM text or file), built at the first use and released on close.
  */
 import type { NodeAPI, Node, NodeDef } from 'node-red';
 import type { Agent } from 'undici';
 import { createAgent } from '../common/http';
-import { isValidZone } from '../common/time';
-import { ComxClient, endpointUrl, type ComxPbxConfig } from '../comx/client';
+import { ComxClient, endpointUrl, type ComxPbx } from '../comx/client';
+import { offerConfig, type ConfigNode } from './lib/config';
+import { properties } from './lib/props';
 
 interface ComxPbxDef extends NodeDef {
   url?: string;
@@ -23,53 +24,53 @@ interface Credentials {
   password?: string;
 }
 
-const DEFAULT_TIMEOUT_S = 60;
-
-function num(v: unknown, fallback: number, min: number): number {
-  const n = Number(v);
-  return Number.isFinite(n) && n >= min && String(v).trim() !== '' ? n : fallback;
-}
-
 export = function register(RED: NodeAPI): void {
-  function ComxPbx(this: Node<Credentials> & { comx?: ComxPbxConfig }, def: ComxPbxDef) {
+  function ComxPbxNode(this: ConfigNode<ComxPbx> & Node<Credentials>, def: ComxPbxDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const prop = properties(RED, node, def);
     const creds = node.credentials ?? {};
-    const zone = (def.timezone ?? '').trim();
-    const baseUrl = (def.url ?? '').trim();
-    let agent: Agent | null = null;
-    let problem: string | null = null;
+    const baseUrl = prop.text('url');
+    const zone = prop.zone('timezone', '');
+    const ca = prop.pem('ca');
     let host = '';
+    let problem: string | null = null;
     try {
       host = endpointUrl(baseUrl).host;
     } catch (err) {
       problem = RED._('comx-pbx.errors.url', { error: (err as Error).message });
     }
-    if (!problem && !isValidZone(zone)) problem = RED._('comx-pbx.errors.zone', { zone });
+    if (!problem && zone === null) problem = RED._('comx-pbx.errors.zone', { zone: prop.text('timezone') });
     if (!problem && !creds.user) problem = RED._('comx-pbx.errors.noUser');
-    let client: ComxClient | null = null;
-    if (!problem) {
+    if (!problem && ca.problem) problem = RED._('comx-pbx.errors.ca', { error: ca.problem });
+
+    let agent: Agent | null = null;
+    node.cdrflow = offerConfig<ComxPbx>(problem, () => {
       agent = createAgent({
-        timeoutMs: num(def.timeout, DEFAULT_TIMEOUT_S, 1) * 1000,
-        rejectUnauthorized: !(def.verifyTls === false || def.verifyTls === 'false'),
-        ca: def.ca && def.ca.trim() ? def.ca : undefined,
+        timeoutMs: prop.seconds('timeout', 60, { positive: true, min: 1 }),
+        rejectUnauthorized: prop.flag('verifyTls', true),
+        ca: ca.pem,
         connections: 4,
       });
-      client = new ComxClient({
+      const client = new ComxClient({
         baseUrl,
         user: creds.user,
         password: creds.password ?? '',
         dispatcher: agent,
         retry: {
-          retries: Math.floor(num(def.retries, 3, 0)),
-          baseDelayMs: num((RED.settings as any).comxPbxRetryBaseMs, 1000, 0),
+          retries: prop.number('retries', 3, { min: 0, max: 10, integer: true }),
+          baseDelayMs: retryBaseMs(),
           maxDelayMs: 30_000,
         },
       });
-    } else {
-      node.warn(problem);
+      return { client, zone: zone ?? '', host, baseUrl };
+    });
+
+    /** settings.js `comxPbxRetryBaseMs`: the first pause before a retry (tests make it short). */
+    function retryBaseMs(): number {
+      const v = Number((RED.settings as { comxPbxRetryBaseMs?: unknown }).comxPbxRetryBaseMs ?? 1000);
+      return Number.isFinite(v) && v >= 0 ? v : 1000;
     }
-    node.comx = { client, zone, baseUrl, host, problem };
 
     node.on('close', (_removed: boolean, done: () => void) => {
       const a = agent;
@@ -84,7 +85,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('comx-pbx', ComxPbx as any, {
+  RED.nodes.registerType('comx-pbx', ComxPbxNode as any, {
     credentials: { user: { type: 'text' }, password: { type: 'password' } },
   });
 };

@@ -2,91 +2,78 @@
  * webex-cdr-pull: Webex Calling detailed call history, incremental and lossless (specs/webex.md).
  * Runs on its own interval and/or when a message arrives; emits one message per record (or per page)
  * on output 1 and the sync statistics (like the seed's cdr_sync_state) on output 2. The cursor moves
- * only after a window was fully paged and emitted; progress, cursor and the Report ID dedup window
- * are saved after every page in the chosen state store.
+ * only after a window was fully paged and emitted. What changed (progress, cursor, new Report IDs) is
+ * journalled after every page through nodeState; a lost cursor is never skipped past (CursorGuard).
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { CdrClient, WebexApiError } from '../webex/client';
 import { CdrSync, SyncError, emptyState, restoreState, type PageBatch, type RunStats, type SyncRequest, type SyncState, type WindowProgress } from '../webex/sync';
 import { TokenError } from '../webex/oauth';
+import { systemClock } from '../webex/clock';
 import { typedRecord, recordKey } from '../webex/records';
-import { openStateStore } from './lib/state';
+import { nodeState, serveStoreList } from './lib/state';
+import type { StateLoss } from '../common/persist';
+import { properties } from './lib/props';
+import { useConfig, ConfigProblem } from './lib/config';
+import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
 import { ThrottledStatus, count } from './lib/status';
-import type { WebexAccountNode } from './webex-account-types';
+import type { WebexAccount } from './webex-account-types';
 
 interface PullDef extends NodeDef {
   account?: string;
-  interval?: number | string;
-  lookbackHours?: number | string;
-  max?: number | string;
-  locations?: string;
-  output?: 'record' | 'page';
-  overlapMin?: number | string;
-  dedup?: number | string;
-  stateStore?: string;
 }
 
+const TYPE = 'webex-cdr-pull';
 const H = 3_600_000;
 const MIN = 60_000;
-
-function num(v: unknown, dflt: number, min: number, max: number): number {
-  const n = Number(v);
-  if (v === '' || v === undefined || v === null || !Number.isFinite(n)) return dflt;
-  return Math.min(max, Math.max(min, n));
-}
-
-/** A time from a message: Date, epoch ms, or ISO text. */
-function toMs(v: unknown): number | null {
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.getTime();
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && v.trim() !== '') {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? null : t;
-  }
-  return null;
-}
+/** A cursor recovered from a damaged state is believed only within this distance before now. */
+const SALVAGE_MAX_AGE_MS = 366 * 24 * H;
 
 export = function register(RED: NodeAPI): void {
+  serveStoreList(RED);
+
   function WebexCdrPull(this: Node, def: PullDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const prop = properties(RED, node, def);
     const status = new ThrottledStatus(node);
-    const account = RED.nodes.getNode(def.account ?? '') as WebexAccountNode | null;
-    const intervalMs = num(def.interval, 5, 0, 24 * 60) * MIN;
-    const perPage = def.output === 'page';
+    const config = useConfig<WebexAccount>(RED, node, TYPE, def.account, status);
+    const intervalMs = prop.number('interval', 5, { min: 0, max: 24 * 60 }) * MIN;
+    const perPage = prop.choice('output', ['record', 'page'], 'record') === 'page';
     const settings = {
-      max: num(def.max, 5000, 500, 5000),
-      locations: (def.locations ?? '').trim() || undefined,
-      lookbackMs: num(def.lookbackHours, 48, 0.1, 30 * 24) * H,
-      overlapMs: num(def.overlapMin, 2, 0, 30) * MIN,
-      dedupCapacity: num(def.dedup, 20_000, 1000, 1_000_000),
+      max: prop.number('max', 5000, { min: 500, max: 5000, integer: true }),
+      locations: prop.text('locations') || undefined,
+      lookbackMs: prop.number('lookbackHours', 48, { min: 0.1, max: 30 * 24 }) * H,
+      overlapMs: prop.number('overlapMin', 2, { min: 0, max: 30 }) * MIN,
+      dedupCapacity: prop.number('dedup', 20_000, { min: 1000, max: 1_000_000, integer: true }),
     };
-    const { store, where } = openStateStore<SyncState>(RED, node, 'webex-cdr-pull', def.stateStore);
+    const guard = new CursorGuard(RED, node, TYPE, status);
+    let restored: SyncState = emptyState();
+    let sync: CdrSync | null = null;
+    // not even read while the account is unusable: a state that cannot be used must be dealt with (the
+    // cursor guard) by a node that can run, not set aside by one that cannot
+    const state = config.problem === null ? nodeState<SyncState>(RED, node, {
+      type: TYPE,
+      store: prop.text('stateStore'),
+      restore: (saved, journal) => (restored = restoreState(saved, journal, settings.dedupCapacity)),
+      snapshot: () => (sync ? sync.snapshot() : restored),
+    }) : null;
     const abort = new AbortController();
     let timer: NodeJS.Timeout | null = null;
     let running: Promise<void> = Promise.resolve();
     let busy = false;
     let stopped = false;
     let halted: string | null = null;
-    let sync: CdrSync | null = null;
+    let startError: Error | null = null;
+    const now = () => (config.problem === null ? config.get().clock : systemClock).now();
 
-    if (!account) {
-      status.set({ fill: 'red', shape: 'ring', text: RED._('webex-cdr-pull.status.noAccount') }, true);
-    } else if (account.configError) {
-      status.set({ fill: 'red', shape: 'ring', text: RED._('webex-cdr-pull.status.badConfig') }, true);
-    } else {
-      status.set({ fill: 'grey', shape: 'ring', text: RED._('webex-cdr-pull.status.waiting') }, true);
-    }
+    if (config.problem === null) status.set({ fill: 'grey', shape: 'ring', text: RED._(`${TYPE}.status.waiting`) }, true);
 
     const ready: Promise<void> = (async () => {
-      if (!account || account.configError) return;
+      if (!state) return;
+      await state.ready;
+      const account = config.get();
       await account.ready;
-      let state: SyncState = emptyState();
-      try {
-        state = restoreState(await store.load());
-      } catch (err) {
-        node.warn(RED._('webex-cdr-pull.errors.stateLoad', { where, error: (err as Error).message }));
-      }
       const client = new CdrClient({
         baseUrl: account.currentBaseUrl(),
         trustHostname: account.trustHostname,
@@ -99,19 +86,46 @@ export = function register(RED: NodeAPI): void {
         onRetry: (info) => {
           const wait = Math.ceil(info.delayMs / 1000);
           status.set({ fill: 'yellow', shape: 'ring', text: info.status === 429 || info.status === 423
-            ? RED._('webex-cdr-pull.status.rateLimited', { s: wait })
-            : RED._('webex-cdr-pull.status.retrying', { status: info.status ?? 'network', s: wait }) });
+            ? RED._(`${TYPE}.status.rateLimited`, { s: wait })
+            : RED._(`${TYPE}.status.retrying`, { status: info.status ?? 'network', s: wait }) });
         },
       });
-      sync = new CdrSync(client, state, {
+      sync = new CdrSync(client, restored, {
         emit: (batch) => emitBatch(batch),
-        save: (s) => store.save(s),
+        save: async (change) => {
+          await state.record(change);
+        },
         progress: ({ window, windowIndex, records }) => {
-          status.set({ fill: 'blue', shape: 'dot', text: RED._('webex-cdr-pull.status.fetching', { window: windowIndex + 1, endpoint: window.endpoint.replace('cdr_', ''), records: count(records) }) });
+          status.set({ fill: 'blue', shape: 'dot', text: RED._(`${TYPE}.status.fetching`, { window: windowIndex + 1, endpoint: window.endpoint.replace('cdr_', ''), records: count(records) }) });
         },
         warn: (text) => node.warn(text),
       }, settings, account.clock);
-    })();
+      await settleCursor(sync, state.loss());
+    })().catch((err: Error) => {
+      startError = err;
+      node.error(RED._(`${TYPE}.errors.notReady`, { error: err.message }), { topic: 'error', payload: null, error: { message: err.message } } as NodeMessage);
+    });
+
+    /**
+     * After a state that could not be used: resume from the cursor the journal or the damaged state
+     * still shows (with a warning), else block incremental runs until msg.cursor (CursorGuard).
+     */
+    async function settleCursor(s: CdrSync, loss: StateLoss | null): Promise<void> {
+      let salvaged: number | null = null;
+      if (loss && !loss.recoveredFrom) {
+        const t0 = now();
+        for (const candidate of [restored.streamCursor, salvageField(loss, 'streamCursor')]) {
+          const t = timeOf(candidate);
+          if (t !== null && t <= t0 && t >= t0 - SALVAGE_MAX_AGE_MS) {
+            salvaged = t;
+            break;
+          }
+        }
+        // set in memory even if the save fails (reported by the kit); it is saved with the next change
+        if (salvaged !== null) await s.setCursor(salvaged).catch(() => undefined);
+      }
+      guard.settle(loss, salvaged);
+    }
 
     /** Where the current run sends its output (the input's `send`, or node.send on the timer). */
     let out: { send: (m: any) => void; msg: NodeMessage | null } = { send: (m) => node.send(m), msg: null };
@@ -140,6 +154,8 @@ export = function register(RED: NodeAPI): void {
       const e = err instanceof SyncError ? err.original : err;
       if (e instanceof TokenError) return e.code;
       if (e instanceof WebexApiError) return e.kind;
+      if (e instanceof ConfigProblem) return 'config';
+      if (e instanceof CursorLostError) return 'cursorLost';
       return 'error';
     }
 
@@ -151,27 +167,32 @@ export = function register(RED: NodeAPI): void {
 
     function showDone(stats: RunStats): void {
       const at = stats.lastSuccess ? stats.lastSuccess.slice(11, 16) : '';
-      const pending = stats.backfillPending ? ` · ${RED._('webex-cdr-pull.status.backfill')}` : '';
-      status.set({ fill: 'green', shape: 'dot', text: RED._('webex-cdr-pull.status.done', { records: count(stats.records), at }) + pending }, true);
+      const pending = stats.backfillPending ? ` · ${RED._(`${TYPE}.status.backfill`)}` : '';
+      status.set({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { records: count(stats.records), at }) + pending }, true);
     }
 
     function showError(err: unknown): void {
       const type = errorType(err);
-      const text = type === 'reauthorize' ? RED._('webex-cdr-pull.status.reauthorize')
-        : type === 'config' ? RED._('webex-cdr-pull.status.forbidden')
-          : type === 'noCredentials' || type === 'accessTokenRejected' || type === 'badClient' ? RED._('webex-cdr-pull.status.badToken')
-            : RED._('webex-cdr-pull.status.error', { error: ((err as Error)?.message ?? String(err)).slice(0, 40) });
+      const text = type === 'reauthorize' ? RED._(`${TYPE}.status.reauthorize`)
+        : type === 'config' ? RED._(`${TYPE}.status.forbidden`)
+          : type === 'noCredentials' || type === 'accessTokenRejected' || type === 'badClient' ? RED._(`${TYPE}.status.badToken`)
+            : RED._(`${TYPE}.status.error`, { error: ((err as Error)?.message ?? String(err)).slice(0, 40) });
       status.set({ fill: 'red', shape: 'ring', text }, true);
     }
 
-    /** One run; serialised with any other. Rejects with the error to report. */
-    function runOnce(req: SyncRequest, send: (m: any) => void, msg: NodeMessage | null): Promise<RunStats> {
+    /** One run (after setting the cursor, if given); serialised with any other. Rejects with the error to report. */
+    function runOnce(req: SyncRequest, cursor: number | null, send: (m: any) => void, msg: NodeMessage | null): Promise<RunStats> {
       const result = running.then(async () => {
         await ready;
-        if (!account) throw new Error(RED._('webex-cdr-pull.errors.noAccount'));
-        if (account.configError) throw new Error(account.configError);
-        if (!sync) throw new Error(RED._('webex-cdr-pull.errors.notReady'));
-        if (stopped) throw new Error(RED._('webex-cdr-pull.errors.closed'));
+        config.get(); // a configuration problem, on every run
+        if (!sync) throw new Error(RED._(`${TYPE}.errors.notReady`, { error: startError?.message ?? '' }));
+        if (stopped) throw new Error(RED._(`${TYPE}.errors.closed`));
+        if (cursor !== null) {
+          await sync.setCursor(cursor);
+          guard.resolved();
+          node.log(RED._(`${TYPE}.cursor.set`, { time: new Date(cursor).toISOString() }));
+        }
+        if (req.mode !== 'repull') guard.check();
         busy = true;
         out = { send, msg };
         try {
@@ -198,16 +219,18 @@ export = function register(RED: NodeAPI): void {
       return result;
     }
 
-    function describe(err: unknown): string {
-      return RED._('webex-cdr-pull.errors.sync', { error: (err as Error)?.message ?? String(err) });
+    /** The error to report: a configuration problem or a lost cursor as it is, a sync failure with its context. */
+    function reported(err: unknown): Error {
+      if (err instanceof ConfigProblem || err instanceof CursorLostError) return err;
+      return new Error(RED._(`${TYPE}.errors.sync`, { error: (err as Error)?.message ?? String(err) }));
     }
 
     function tick(): void {
       if (busy || stopped || halted) return;
-      runOnce({ mode: 'incremental' }, (m) => node.send(m), null).catch((err) => {
+      runOnce({ mode: 'incremental' }, null, (m) => node.send(m), null).catch((err) => {
         if (stopped) return;
         const stats = err instanceof SyncError ? err.stats : null;
-        node.error(describe(err), { topic: 'cdr_sync_errors', payload: { error_type: errorType(err), error_message: (err as Error)?.message ?? String(err), at: new Date(account?.clock.now() ?? Date.now()).toISOString(), stats } } as NodeMessage);
+        node.error(reported(err).message, { topic: 'cdr_sync_errors', payload: { error_type: errorType(err), error_message: (err as Error)?.message ?? String(err), at: new Date(now()).toISOString(), stats } } as NodeMessage);
       });
     }
 
@@ -217,50 +240,57 @@ export = function register(RED: NodeAPI): void {
     }
 
     node.on('input', (msg: NodeMessageInFlow, send: (m: any) => void, done: (err?: Error) => void) => {
-      let req: SyncRequest;
+      let parsed: { req: SyncRequest; cursor: number | null };
       try {
-        req = parseRequest(msg as unknown as Record<string, unknown>);
+        parsed = parseRequest(msg as unknown as Record<string, unknown>);
       } catch (err) {
         done(err as Error);
         return;
       }
-      runOnce(req, send, msg).then(
+      runOnce(parsed.req, parsed.cursor, send, msg).then(
         () => done(),
         (err) => {
           if (stopped) return done();
           (msg as any).webex = { error_type: errorType(err), stats: err instanceof SyncError ? err.stats : null };
-          done(new Error(describe(err)));
+          done(reported(err));
         },
       );
     });
 
-    function parseRequest(msg: Record<string, unknown>): SyncRequest {
+    function parseRequest(msg: Record<string, unknown>): { req: SyncRequest; cursor: number | null } {
       const p = msg.payload;
-      const src = p && typeof p === 'object' && !Array.isArray(p) && !(p instanceof Date) && 'mode' in (p as object) ? (p as Record<string, unknown>) : msg;
+      const fromPayload = p && typeof p === 'object' && !Array.isArray(p) && !(p instanceof Date) && ('mode' in (p as object) || 'cursor' in (p as object));
+      const src = fromPayload ? (p as Record<string, unknown>) : msg;
       const mode = String(src.mode ?? 'incremental');
-      const clockNow = account?.clock.now() ?? Date.now();
+      const clockNow = now();
+      let cursor: number | null = null;
+      if (src.cursor !== undefined && src.cursor !== null && src.cursor !== '') {
+        cursor = timeOf(src.cursor);
+        if (cursor === null) throw new Error(RED._(`${TYPE}.errors.cursor`, { value: String(src.cursor).slice(0, 60) }));
+        if (cursor > clockNow) throw new Error(RED._(`${TYPE}.errors.cursorFuture`, { time: new Date(cursor).toISOString() }));
+      }
       const hours = Number(src.hours);
-      const from = toMs(src.from) ?? (Number.isFinite(hours) && hours > 0 ? clockNow - hours * H : null);
-      if (mode === 'incremental' || mode === 'sync' || mode === '') return { mode: 'incremental' };
+      const from = timeOf(src.from) ?? (Number.isFinite(hours) && hours > 0 ? clockNow - hours * H : null);
+      if (mode === 'incremental' || mode === 'sync' || mode === '') return { req: { mode: 'incremental' }, cursor };
       if (mode === 'backfill') {
-        if (from === null) throw new Error(RED._('webex-cdr-pull.errors.needFrom', { mode }));
-        return { mode: 'backfill', from };
+        if (from === null) throw new Error(RED._(`${TYPE}.errors.needFrom`, { mode }));
+        return { req: { mode: 'backfill', from }, cursor };
       }
       if (mode === 'repull') {
-        const to = toMs(src.to) ?? clockNow;
-        if (from === null) throw new Error(RED._('webex-cdr-pull.errors.needFrom', { mode }));
-        if (!(to > from)) throw new Error(RED._('webex-cdr-pull.errors.range'));
-        return { mode: 'repull', from, to };
+        const to = timeOf(src.to) ?? clockNow;
+        if (from === null) throw new Error(RED._(`${TYPE}.errors.needFrom`, { mode }));
+        if (!(to > from)) throw new Error(RED._(`${TYPE}.errors.range`));
+        return { req: { mode: 'repull', from, to }, cursor };
       }
-      throw new Error(RED._('webex-cdr-pull.errors.mode', { mode }));
+      throw new Error(RED._(`${TYPE}.errors.mode`, { mode }));
     }
 
-    if (intervalMs > 0 && account && !account.configError) {
+    if (intervalMs > 0 && config.problem === null) {
       ready.then(() => {
         if (stopped) return;
         tick();
         timer = setInterval(tick, intervalMs);
-      }, () => undefined);
+      });
     }
 
     node.on('close', (removed: boolean, done: () => void) => {
@@ -268,9 +298,9 @@ export = function register(RED: NodeAPI): void {
       stopTimer();
       abort.abort(new Error('node closed'));
       status.stop();
-      const guard = new Promise<void>((r) => setTimeout(r, 10_000).unref());
-      Promise.race([running, guard])
-        .then(() => (removed ? store.clear() : sync ? store.save(sync.snapshot()) : undefined))
+      const waited = new Promise<void>((r) => setTimeout(r, 10_000).unref());
+      Promise.race([running, waited])
+        .then(() => state?.close(removed))
         .catch(() => undefined)
         .then(() => {
           node.status({});
@@ -279,5 +309,5 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('webex-cdr-pull', WebexCdrPull as any);
+  RED.nodes.registerType(TYPE, WebexCdrPull as any);
 };

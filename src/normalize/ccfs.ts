@@ -9,7 +9,8 @@
 import { CDR_COLUMNS, type CdrRow } from '../ccfs/bill-file';
 import { newRecord, NormalizeError, type CdrRecord, type Direction, type Outcome } from './schema';
 import { cdrId } from './id';
-import { iso, isObject, ms, readLocal, settleDurations, text } from './common';
+import { isObject, settleDurations, text } from './common';
+import { iso, ms, readLocal } from '../common/time';
 import type { MapOptions } from './options';
 
 /** CDR call_type codes (ccfs.md §6.5; in/out column of the zh table). */

@@ -10,8 +10,12 @@
  */
 import { newRecord, NormalizeError, type CdrRecord, type Outcome, type RecordingRef } from './schema';
 import { cdrId } from './id';
-import { iso, isObject, ms, settleDurations } from './common';
+import { isObject, settleDurations } from './common';
+import { iso, ms } from '../common/time';
 import type { MapOptions } from './options';
+import { readRecord, type CmsRecordView } from '../cms/record';
+import { BoundedMap, type BoundedEntry } from '../common/bounded-map';
+import { expectShape } from '../common/persist';
 
 export interface CmsLimits {
   maxLegs: number;
@@ -42,9 +46,12 @@ interface CallState {
 
 export interface CmsJoinState {
   v: 1;
-  legs: Array<[string, LegState]>;
-  calls: Array<[string, CallState]>;
+  /** [id, leg, time set] (older versions wrote [id, leg]) */
+  legs: BoundedEntry<string, LegState>[];
+  calls: BoundedEntry<string, CallState>[];
 }
+
+const LEG_TEXT = ['callBridge', 'startTime', 'remoteParty', 'remoteAddress', 'displayName', 'localAddress', 'direction', 'legType', 'subType', 'call', 'connectedAt'] as const;
 
 /** A finished (or pushed-out) leg, ready for mapCmsLeg. */
 export interface JoinedLeg {
@@ -63,15 +70,8 @@ export interface JoinedLeg {
   call: CallState | null;
 }
 
-/** One CMS record as cms-cdr-in emits it, in either value mode (typed or xmltodict). */
-export interface CmsInput {
-  type: string | null;
-  time: string | null;
-  id: string | null;
-  callBridge: string | null;
-  fields: Record<string, unknown>;
-  raw: unknown;
-}
+/** One CMS record as cms-cdr-in emits it (src/cms/record.ts reads both value modes). */
+export type CmsInput = CmsRecordView;
 
 const str = (v: unknown): string | null => {
   if (typeof v === 'string') return v === '' ? null : v;
@@ -84,32 +84,62 @@ const num = (v: unknown): number | null => {
   return null;
 };
 
-const OBJECT_TYPES = ['callLeg', 'call', 'recording', 'streaming'];
-
-/**
- * Reads one record of msg.payload (typed: `{type,time,…,callLeg:{…}}`; xmltodict: `{'@type','@time',
- * callLeg:{'@id',…}}`) with msg.cms for the envelope. Throws when it is not a CMS record.
- */
+/** Reads one record of msg.payload with msg.cms for the envelope. Throws when it is not a CMS record. */
 export function readCmsRecord(payload: unknown, cms: Record<string, unknown> | null): CmsInput {
   if (!isObject(payload)) throw new NormalizeError('CMS record is not an object');
-  const type = str(payload.type) ?? str(payload['@type']) ?? (cms ? str(cms.type) : null);
-  const time = str(payload.time) ?? str(payload['@time']);
-  const objectType = str(payload.objectType) ?? OBJECT_TYPES.find((k) => isObject(payload[k])) ?? null;
-  const body = objectType && isObject(payload[objectType]) ? (payload[objectType] as Record<string, unknown>) : {};
-  const id = str(payload.id) ?? str(body['@id']) ?? str(body.id);
-  if (type === null) throw new NormalizeError('CMS record without a type');
-  return { type, time, id, callBridge: str(payload.callBridge) ?? (cms ? str(cms.callBridge) : null), fields: body, raw: payload };
+  const rec = readRecord(payload, cms);
+  if (rec === null) throw new NormalizeError('CMS record without a type');
+  return rec;
 }
 
-export class CmsLegJoiner {
-  private legs = new Map<string, LegState>();
-  private calls = new Map<string, CallState>();
+const JOINED = new Set(['callStart', 'recordingStart', 'callLegStart', 'callLegUpdate', 'callLegEnd']);
 
-  constructor(private readonly limits: CmsLimits = CMS_LIMITS, state?: CmsJoinState | null, private readonly keepRaw = true) {
-    if (state && state.v === 1 && Array.isArray(state.legs) && Array.isArray(state.calls)) {
-      this.legs = new Map(state.legs);
-      this.calls = new Map(state.calls);
+export class CmsLegJoiner {
+  /** Open legs, oldest first; beyond the cap the oldest is pushed out (emitted as it is, if it started). */
+  private readonly legs: BoundedMap<string, LegState>;
+  private readonly calls: BoundedMap<string, CallState>;
+  /** Legs the cap pushed out during the current push(). */
+  private pushedOut: JoinedLeg[] = [];
+
+  constructor(private readonly limits: CmsLimits = CMS_LIMITS, private readonly keepRaw = true) {
+    this.legs = new BoundedMap<string, LegState>({
+      max: limits.maxLegs,
+      onEvict: (id, leg) => {
+        if (leg.startTime !== null) this.pushedOut.push({ legId: id, leg, startSeen: true, end: null, call: leg.call ? this.calls.get(leg.call) ?? null : null });
+      },
+    });
+    this.calls = new BoundedMap<string, CallState>({ max: limits.maxCalls });
+  }
+
+  /** A joiner from a saved state (shape checked: StateShapeError) and the journal after it. */
+  static fromSaved(limits: CmsLimits, saved: unknown, journal: unknown[], keepRaw = true): CmsLegJoiner {
+    const j = new CmsLegJoiner(limits, keepRaw);
+    if (saved !== undefined && saved !== null) {
+      const st = saved as CmsJoinState;
+      expectShape(typeof st === 'object' && st.v === 1, 'not a cdr-normalize state (v 1)');
+      j.legs.restore(st.legs, (id, leg) => {
+        const l = leg as LegState;
+        expectShape(typeof id === 'string' && l && typeof l === 'object', 'a leg entry is not [id, leg]');
+        for (const k of LEG_TEXT) expectShape(l[k] === null || typeof l[k] === 'string', `leg ${k} is not text`);
+        return [id, l];
+      });
+      j.calls.restore(st.calls, (id, call) => {
+        const c = call as CallState;
+        expectShape(typeof id === 'string' && c && typeof c === 'object' && Array.isArray(c.recordings), 'a call entry is not [id, call]');
+        return [id, c];
+      });
     }
+    for (const e of journal) {
+      const rec = e as CmsInput;
+      expectShape(rec && typeof rec === 'object' && typeof rec.type === 'string' && rec.fields && typeof rec.fields === 'object', 'a journal entry is not a CMS record');
+      j.push(rec);
+    }
+    return j;
+  }
+
+  /** Whether pushing this record changes the join state (worth journaling). */
+  affects(rec: CmsInput): boolean {
+    return JOINED.has(rec.type);
   }
 
   get openLegs(): number {
@@ -117,20 +147,19 @@ export class CmsLegJoiner {
   }
 
   snapshot(): CmsJoinState {
-    return { v: 1, legs: [...this.legs.entries()], calls: [...this.calls.entries()] };
+    return { v: 1, legs: this.legs.snapshot(), calls: this.calls.snapshot() };
   }
 
   /** Folds one record in; returns the legs it finished (usually none or one). */
   push(rec: CmsInput): JoinedLeg[] {
     const f = rec.fields;
     const out: JoinedLeg[] = [];
+    this.pushedOut = out;
     switch (rec.type) {
       case 'callStart': {
         if (!rec.id) return out;
         const prev = this.calls.get(rec.id);
-        this.calls.delete(rec.id);
         this.calls.set(rec.id, { name: str(f.name) ?? prev?.name ?? null, correlator: str(f.callCorrelator) ?? prev?.correlator ?? null, recordings: prev?.recordings ?? [] });
-        this.trimCalls();
         return out;
       }
       case 'recordingStart': {
@@ -147,8 +176,7 @@ export class CmsLegJoiner {
         let leg = this.legs.get(rec.id);
         if (!leg) {
           leg = { callBridge: rec.callBridge, startTime: null, remoteParty: null, remoteAddress: null, displayName: null, localAddress: null, direction: null, legType: null, subType: null, call: null, connectedAt: null };
-          this.legs.set(rec.id, leg);
-          out.push(...this.trimLegs());
+          this.legs.set(rec.id, leg); // may push the oldest open leg out (into `out`)
         }
         if (rec.type === 'callLegStart') {
           leg.startTime = rec.time;
@@ -202,23 +230,8 @@ export class CmsLegJoiner {
     if (!c) {
       c = { name: null, correlator: null, recordings: [] };
       this.calls.set(id, c);
-      this.trimCalls();
     }
     return c;
-  }
-
-  private trimCalls(): void {
-    while (this.calls.size > this.limits.maxCalls) this.calls.delete(this.calls.keys().next().value as string);
-  }
-
-  private trimLegs(): JoinedLeg[] {
-    const out: JoinedLeg[] = [];
-    while (this.legs.size > this.limits.maxLegs) {
-      const [id, leg] = this.legs.entries().next().value as [string, LegState];
-      this.legs.delete(id);
-      if (leg.startTime !== null) out.push({ legId: id, leg, startSeen: true, end: null, call: leg.call ? this.calls.get(leg.call) ?? null : null });
-    }
-    return out;
   }
 }
 

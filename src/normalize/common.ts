@@ -1,9 +1,7 @@
-/** Pieces every mapper shares: empty values, UTC text, durations and their invariants. */
+/** Pieces every mapper shares: empty values, durations and their invariants (times: src/common/time.ts). */
 import type { CdrRecord } from './schema';
 import { NormalizeError } from './schema';
-import { isoMs } from './iso';
-
-export { isoMs };
+import { ms } from '../common/time';
 
 /** `""`, `"NA"`, `"na"`, null and undefined become null; anything else becomes its text. */
 export function text(v: unknown): string | null {
@@ -14,37 +12,6 @@ export function text(v: unknown): string | null {
   }
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return null;
-}
-
-/** Milliseconds of a UTC ISO time, or null. */
-export function ms(iso: string | null): number | null {
-  if (iso === null) return null;
-  const fast = isoMs(iso);
-  if (!Number.isNaN(fast)) return fast;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? null : t;
-}
-
-const dayPrefix = new Map<number, string>();
-/** UTC ISO 8601 with Z; milliseconds kept only when the source had them. The date part is cached per day. */
-export function iso(t: number, withMs = false): string {
-  const day = Math.floor(t / 86_400_000);
-  let prefix = dayPrefix.get(day);
-  if (prefix === undefined) {
-    if (dayPrefix.size > 20_000) dayPrefix.clear();
-    prefix = new Date(day * 86_400_000).toISOString().slice(0, 11); // 2026-01-05T
-    dayPrefix.set(day, prefix);
-  }
-  let rest = t - day * 86_400_000;
-  const h = Math.floor(rest / 3_600_000);
-  rest -= h * 3_600_000;
-  const m = Math.floor(rest / 60_000);
-  rest -= m * 60_000;
-  const sec = Math.floor(rest / 1000);
-  const milli = rest - sec * 1000;
-  const base = `${prefix}${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}`;
-  if (!withMs || milli === 0) return `${base}Z`;
-  return `${base}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
 
 /** A non-negative integer of seconds from a number or digit string, else null. */
@@ -87,41 +54,4 @@ export function required(v: string | null, what: string): string {
 
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-import { parseLocal, zonedToUtc, type LocalParts } from '../common/time';
-
-export interface LocalRead {
-  ms: number;
-  ambiguous: boolean;
-  /** For an ambiguous time: the later of the two instants. */
-  laterMs?: number;
-  nonexistent: boolean;
-}
-
-const hourOffsets = new Map<string, number | null>();
-const wallMs = (p: LocalParts) => Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-
-/**
- * A zone-less local time (`yyyy-MM-dd HH:mm:ss`) in `zone` → UTC ms, saying when DST made it ambiguous
- * (the earlier instant is taken) or impossible. The offset is remembered per zone and local hour when
- * no change falls inside that hour; such hours are converted one by one.
- */
-export function readLocal(textIn: string, zone: string): LocalRead | null {
-  const p = parseLocal(textIn);
-  if (!p) return null;
-  const key = `${zone}|${p.year}-${p.month}-${p.day}T${p.hour}`;
-  let off = hourOffsets.get(key);
-  if (off === undefined) {
-    const first = zonedToUtc({ ...p, minute: 0, second: 0 }, zone);
-    const last = zonedToUtc({ ...p, minute: 59, second: 59 }, zone);
-    const a = wallMs({ ...p, minute: 0, second: 0 }) - first.date.getTime();
-    const b = wallMs({ ...p, minute: 59, second: 59 }) - last.date.getTime();
-    off = first.ambiguous || first.nonexistent || last.ambiguous || last.nonexistent || a !== b ? null : a;
-    if (hourOffsets.size > 50_000) hourOffsets.clear();
-    hourOffsets.set(key, off);
-  }
-  if (off !== null) return { ms: wallMs(p) - off, ambiguous: false, nonexistent: false };
-  const z = zonedToUtc(p, zone);
-  return { ms: z.date.getTime(), ambiguous: z.ambiguous, laterMs: z.alternative?.getTime(), nonexistent: z.nonexistent };
 }

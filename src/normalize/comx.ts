@@ -6,7 +6,8 @@
 import type { ComxCdr } from '../comx/index-file';
 import { newRecord, NormalizeError, type CdrRecord, type Direction, type RecordingRef } from './schema';
 import { cdrId, hexDigest } from './id';
-import { iso, ms, required, settleDurations, text, isObject } from './common';
+import { required, settleDurations, text, isObject } from './common';
+import { iso, ms } from '../common/time';
 import type { MapOptions } from './options';
 
 const DIRECTION: Record<string, Direction> = {

@@ -8,7 +8,7 @@ import type { ComxCdr } from '../comx/index-file';
 import type { CdrRow } from '../ccfs/bill-file';
 import type { RawCdr, TypedCdr } from '../webex/records';
 import { NormalizeError, validateCdr, type CdrRecord, type SourceType } from './schema';
-import { CmsLegJoiner, mapCmsLeg, readCmsRecord } from './cms';
+import { CmsLegJoiner, mapCmsLeg, readCmsRecord, type CmsInput } from './cms';
 import { mapComx } from './comx';
 import { mapWebex } from './webex';
 import { mapCcfsRow } from './ccfs';
@@ -17,7 +17,7 @@ import type { MapOptions } from './options';
 
 export * from './schema';
 export { cdrId } from './id';
-export { CmsLegJoiner, CMS_LIMITS, type CmsJoinState } from './cms';
+export { CmsLegJoiner, CMS_LIMITS, type CmsJoinState, type CmsInput } from './cms';
 export type { MapOptions } from './options';
 
 export interface NormalizeResult {
@@ -25,6 +25,8 @@ export interface NormalizeResult {
   records: CdrRecord[];
   /** The message was recognised but holds nothing to emit yet (CMS callStart, a leg's start or update; CC-FS recording-index rows). */
   consumed: boolean;
+  /** The CMS records that changed the leg join state, for the node's journal (replayed with CmsLegJoiner.fromSaved). */
+  joined: CmsInput[];
 }
 
 /** Which source node sent this message, from the metadata object it sets; null when none. */
@@ -45,6 +47,7 @@ export function normalizeMessage(msg: Record<string, unknown>, joiner: CmsLegJoi
     throw new NormalizeError('not a message from a cdrflow source node (no msg.cms, msg.comx, msg.webex or msg.ccfs)');
   }
   const records: CdrRecord[] = [];
+  const joined: CmsInput[] = [];
   let consumed = false;
   const topic = typeof msg.topic === 'string' ? msg.topic : '';
   switch (source) {
@@ -54,6 +57,7 @@ export function normalizeMessage(msg: Record<string, unknown>, joiner: CmsLegJoi
       // read them all first: a bad record fails the message before any state changes
       const inputs = items.map((p) => readCmsRecord(p, cms));
       for (const input of inputs) {
+        if (joiner.affects(input)) joined.push(input);
         const done = joiner.push(input);
         for (const j of done) records.push(mapCmsLeg(j, opts));
       }
@@ -99,5 +103,5 @@ export function normalizeMessage(msg: Record<string, unknown>, joiner: CmsLegJoi
     const bad = validateCdr(r);
     if (bad.length > 0) throw new NormalizeError(`${r.source_type} record ${r.source_record_id}: ${bad.join('; ')}`);
   }
-  return { source, records, consumed };
+  return { source, records, consumed, joined };
 }

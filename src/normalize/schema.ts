@@ -3,7 +3,7 @@
  * leg as the source reports it, snake_case so a row maps straight onto a SQL table.
  */
 
-import { isoMs } from './iso';
+import { isoMs } from '../common/time';
 
 export const SCHEMA_VERSION = '1' as const;
 

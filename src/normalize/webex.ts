@@ -5,7 +5,8 @@
 import { typedRecord, recordKey, type RawCdr, type TypedCdr } from '../webex/records';
 import { newRecord, NormalizeError, type CdrRecord, type Direction, type Outcome } from './schema';
 import { cdrId } from './id';
-import { isObject, ms, settleDurations, text } from './common';
+import { isObject, settleDurations, text } from './common';
+import { ms } from '../common/time';
 import type { MapOptions } from './options';
 
 /** Call types that reach outside the organisation (the PSTN or a meeting). */

@@ -99,6 +99,8 @@ export class RateLimiter {
   private pages: number[] = [];
   private pausedUntil = 0;
   private queue: Promise<void> = Promise.resolve();
+  /** Requests booked so far (tests match it against what reached the server). */
+  booked = 0;
 
   constructor(private readonly clock: Clock = systemClock, private readonly limits: RateLimits = DEFAULT_LIMITS) {}
 
@@ -126,6 +128,7 @@ export class RateLimiter {
       if (ready <= now) {
         if (kind === 'initial') this.lastInitial = now;
         else this.pages.push(now);
+        this.booked++;
         return;
       }
       await this.clock.sleep(ready - now, signal);

@@ -129,6 +129,11 @@ export class TokenManager {
     return (await this.refresh(signal)).accessToken;
   }
 
+  /** Resolves once no refresh is in flight (its new tokens were persisted, or it failed). */
+  idle(): Promise<void> {
+    return this.inflight ? this.inflight.then(() => undefined, () => undefined) : Promise.resolve();
+  }
+
   /** One refresh at a time: concurrent callers await the same grant. */
   refresh(signal?: AbortSignal): Promise<TokenSet> {
     if (this.dead) return Promise.reject(this.dead);

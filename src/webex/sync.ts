@@ -5,13 +5,17 @@
  *   and every page emitted;
  * - backfill (first run deeper than the stream's 12 h, an outage longer than that, or on request) and
  *   re-pull on cdr_feed: windows of at most 12 h ending at least `feedLagMs` ago, at most 30 days back;
- * - Report ID dedup (bounded, persisted) across overlaps and restarts;
+ * - Report ID dedup (a BoundedMap, persisted) across overlaps and restarts;
  * - progress inside a window (the next-page URL) is saved after each emitted page, so a restart
- *   resumes where it stopped; the whole state is plain JSON.
+ *   resumes where it stopped. What is saved is the change since the last save (a SyncChange: the
+ *   fields that moved and the Report IDs added), never the whole state, and nothing when nothing
+ *   changed; the whole state (snapshot()) is plain JSON.
  */
 import { CdrClient, WebexApiError, type Endpoint, type Page } from './client';
 import { systemClock, type Clock } from './clock';
 import { recordKey, type RawCdr } from './records';
+import { BoundedMap } from '../common/bounded-map';
+import { expectShape } from '../common/persist';
 
 const H = 3_600_000;
 const MIN = 60_000;
@@ -81,19 +85,104 @@ export interface SyncState {
   lastError: string | null;
 }
 
+/**
+ * One saved change (a journal entry): the fields that changed since the last save, and the Report IDs
+ * set since then (oldest first). restoreState(snapshot, [change, …]) rebuilds the live state.
+ */
+export interface SyncChange {
+  streamCursor?: string | null;
+  backfill?: { from: string; to: string } | null;
+  current?: WindowProgress | null;
+  seen?: string[];
+  lastSuccess?: string | null;
+  lastError?: string | null;
+}
+
+type Field = Exclude<keyof SyncChange, 'seen'>;
+
 export function emptyState(): SyncState {
   return { version: 1, streamCursor: null, backfill: null, current: null, seen: [], lastSuccess: null, lastError: null };
 }
 
-/** Accepts anything a store gave back; unknown shapes start afresh. */
-export function restoreState(v: unknown): SyncState {
-  const s = v as Partial<SyncState> | null | undefined;
-  if (!s || typeof s !== 'object' || s.version !== 1) return emptyState();
-  return {
-    ...emptyState(),
-    ...s,
-    seen: Array.isArray(s.seen) ? s.seen.filter((x) => typeof x === 'string') : [],
-  };
+/**
+ * The live state from a saved snapshot (undefined: none, a clean first run) and the changes saved after
+ * it. Checks the shape and throws StateShapeError on anything else (an unknown version, a missing or
+ * mistyped field, an unknown key), so a damaged state is set aside and reported instead of read as empty.
+ */
+export function restoreState(saved: unknown, journal: readonly unknown[] = [], capacity = DEFAULT_SETTINGS.dedupCapacity): SyncState {
+  const { state, seen } = restoreParts(saved, journal, capacity);
+  return { ...state, seen: [...seen.keys()] };
+}
+
+function restoreParts(saved: unknown, journal: readonly unknown[], capacity: number): { state: SyncState; seen: BoundedMap<string, true> } {
+  const state = emptyState();
+  const seen = new BoundedMap<string, true>({ max: capacity });
+  if (saved !== undefined) {
+    expectShape(isRecord(saved), 'the saved state is not an object');
+    expectShape(saved.version === 1, `unknown state version ${JSON.stringify(saved.version)}`);
+    for (const k of ['streamCursor', 'backfill', 'current', 'seen']) expectShape(k in saved, `the saved state has no ${k}`);
+    apply(state, seen, saved, 'the saved state');
+  }
+  journal.forEach((entry, i) => {
+    expectShape(isRecord(entry), `journal entry ${i + 1} is not an object`);
+    apply(state, seen, entry, `journal entry ${i + 1}`);
+  });
+  return { state, seen };
+}
+
+function apply(state: SyncState, seen: BoundedMap<string, true>, v: Record<string, unknown>, where: string): void {
+  for (const [k, x] of Object.entries(v)) {
+    const bad = `${where}: ${k} ${JSON.stringify(x)?.slice(0, 80)}`;
+    switch (k) {
+      case 'version':
+        expectShape(where === 'the saved state', `${where}: unknown field "version"`);
+        break;
+      case 'streamCursor':
+        expectShape(x === null || isTime(x), `${bad} is not a time`);
+        state.streamCursor = x as string | null;
+        break;
+      case 'backfill':
+        expectShape(x === null || (isRecord(x) && isTime(x.from) && isTime(x.to)), `${bad} is not a {from, to} range`);
+        state.backfill = x === null ? null : { from: (x as any).from, to: (x as any).to };
+        break;
+      case 'current':
+        expectShape(x === null || isWindow(x), `${bad} is not a window`);
+        state.current = x === null ? null : { ...(x as WindowProgress) };
+        break;
+      case 'seen':
+        expectShape(Array.isArray(x) && x.every((s) => typeof s === 'string'), `${where}: seen is not a list of Report IDs`);
+        for (const key of x as string[]) seen.set(key, true, 0);
+        break;
+      case 'lastSuccess':
+      case 'lastError':
+        expectShape(x === null || typeof x === 'string', `${bad} is not text`);
+        state[k] = x as string | null;
+        break;
+      default:
+        expectShape(false, `${where}: unknown field ${JSON.stringify(k)}`);
+    }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isTime(v: unknown): v is string {
+  return typeof v === 'string' && Number.isFinite(Date.parse(v));
+}
+
+function isCount(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+function isWindow(v: unknown): v is WindowProgress {
+  return isRecord(v)
+    && (v.endpoint === 'cdr_stream' || v.endpoint === 'cdr_feed')
+    && (v.purpose === 'incremental' || v.purpose === 'backfill' || v.purpose === 'repull')
+    && isTime(v.start) && isTime(v.end)
+    && (v.next === null || typeof v.next === 'string')
+    && isCount(v.pages) && isCount(v.records) && isCount(v.duplicates);
 }
 
 export type SyncRequest =
@@ -141,8 +230,11 @@ export interface RunStats {
 export interface SyncHooks {
   /** Emits a page of records; the cursor and dedup state are saved only after it resolves. */
   emit(batch: PageBatch): Promise<void> | void;
-  /** Saves the state (awaited after every page and window). */
-  save(state: SyncState): Promise<void>;
+  /**
+   * Saves one change (awaited after every page and window that changed something; never called with
+   * nothing to save). A rejection fails the run, and the change is offered again with the next one.
+   */
+  save(change: SyncChange): Promise<void>;
   progress?(info: { window: WindowProgress; windowIndex: number; records: number }): void;
   warn?(text: string): void;
 }
@@ -156,19 +248,69 @@ export class SyncError extends Error {
 
 export class CdrSync {
   private state: SyncState;
-  private seen: Set<string>;
+  private seen: BoundedMap<string, true>;
   private readonly clock: Clock;
   readonly settings: SyncSettings;
+  /** Fields changed and Report IDs set since the last save. */
+  private changed = new Set<Field>();
+  private added: string[] = [];
+  /** Something was saved during the current run. */
+  private progressed = false;
 
+  /** `state` is checked like a saved one (restoreState): a wrong shape throws StateShapeError. */
   constructor(private readonly client: CdrClient, state: SyncState, private readonly hooks: SyncHooks, settings: Partial<SyncSettings> = {}, clock: Clock = systemClock) {
-    this.state = restoreState(state);
-    this.seen = new Set(this.state.seen);
-    this.clock = clock;
     this.settings = { ...DEFAULT_SETTINGS, ...settings };
+    ({ state: this.state, seen: this.seen } = restoreParts(state, [], this.settings.dedupCapacity));
+    this.clock = clock;
   }
 
   snapshot(): SyncState {
-    return { ...this.state, seen: [...this.seen] };
+    const s = this.state;
+    return { ...s, backfill: s.backfill && { ...s.backfill }, current: s.current && { ...s.current }, seen: [...this.seen.keys()] };
+  }
+
+  /** The stream cursor as the user set it (msg.cursor): incremental pulls resume there. Saved before it resolves. */
+  async setCursor(ms: number): Promise<void> {
+    this.state.streamCursor = new Date(ms).toISOString();
+    this.mark('streamCursor');
+    if (this.state.current?.purpose === 'incremental') {
+      // an unfinished stream window belongs to the old cursor
+      this.state.current = null;
+      this.mark('current');
+    }
+    await this.commit();
+  }
+
+  private mark(...fields: Field[]): void {
+    for (const f of fields) this.changed.add(f);
+  }
+
+  /** Saves what changed since the last save, if anything. */
+  private async commit(): Promise<void> {
+    if (this.changed.size === 0 && this.added.length === 0) return;
+    const change: SyncChange = {};
+    const s = this.snapshot();
+    for (const f of this.changed) (change as Record<string, unknown>)[f] = s[f];
+    if (this.added.length > 0) change.seen = this.added;
+    const fields = this.changed;
+    const added = this.added;
+    this.changed = new Set();
+    this.added = [];
+    try {
+      await this.hooks.save(change);
+      this.progressed = true;
+    } catch (err) {
+      // not saved: offered again with the next change
+      for (const f of fields) this.changed.add(f);
+      this.added = [...added, ...this.added];
+      throw err;
+    }
+  }
+
+  /** Remembers a Report ID as the newest (saved with the next change: at most a page, or a re-pull window). */
+  private remember(key: string): void {
+    this.seen.set(key, true, 0);
+    this.added.push(key);
   }
 
   /** One sync run. Resolves with statistics; rejects with a SyncError (carrying them) without moving a cursor past unfetched data. */
@@ -188,6 +330,7 @@ export class CdrSync {
       });
       return stats;
     };
+    this.progressed = false;
     try {
       if (req.mode === 'repull') {
         await this.repull(req.from, req.to, stats, signal);
@@ -196,19 +339,25 @@ export class CdrSync {
         if (this.state.current && this.stale(this.state.current)) {
           this.warn(stats, `dropped the unfinished ${this.state.current.endpoint} window ${this.state.current.start}…${this.state.current.end}: it is older than the API keeps data (its range is covered again by the gap handling)`);
           this.state.current = null;
+          this.mark('current');
         }
         if (this.state.current) await this.runWindow(this.state.current, stats, signal);
         await this.incremental(stats, signal);
         await this.backfill(stats, signal);
       }
+      // the time of the last success is saved with a run that changed something (or cleared an error),
+      // not on its own: a run that found nothing new writes nothing
       this.state.lastSuccess = new Date(this.clock.now()).toISOString();
+      if (this.state.lastError !== null) this.mark('lastError');
       this.state.lastError = null;
-      await this.hooks.save(this.snapshot());
+      if (this.progressed || this.changed.size > 0 || this.added.length > 0) this.mark('lastSuccess');
+      await this.commit();
       return finish(true);
     } catch (err) {
       const text = (err as Error)?.message ?? String(err);
+      if (this.state.lastError !== text) this.mark('lastError');
       this.state.lastError = text;
-      await this.hooks.save(this.snapshot()).catch(() => undefined);
+      await this.commit().catch(() => undefined);
       throw new SyncError(text, err, finish(false, text));
     }
   }
@@ -253,10 +402,12 @@ export class CdrSync {
     const f = b ? Math.min(Date.parse(b.from), from) : from;
     const t = b ? Math.max(Date.parse(b.to), to) : to;
     this.state.backfill = { from: new Date(f).toISOString(), to: new Date(t).toISOString() };
+    this.mark('backfill');
   }
 
   private firstRun(now: number, from: number): void {
     const seam = now - this.settings.streamRetentionMs + Math.max(H, this.settings.retentionMarginMs);
+    this.mark('streamCursor');
     if (from >= seam) {
       this.state.streamCursor = new Date(from).toISOString();
       return;
@@ -269,7 +420,7 @@ export class CdrSync {
     const s = this.settings;
     if (this.state.streamCursor === null) {
       this.firstRun(this.clock.now(), this.clock.now() - s.lookbackMs);
-      await this.hooks.save(this.snapshot());
+      await this.commit();
     }
     const until = this.clock.now() - s.streamLagMs;
     for (;;) {
@@ -282,7 +433,8 @@ export class CdrSync {
         this.mergeBackfill(Math.max(cursor - s.lateMarginMs, this.feedEarliest(now)), earliest + s.overlapMs);
         cursor = earliest;
         this.state.streamCursor = new Date(cursor).toISOString();
-        await this.hooks.save(this.snapshot());
+        this.mark('streamCursor');
+        await this.commit();
       }
       if (until - cursor < 1000) return;
       const start = Math.max(cursor - s.overlapMs, earliest);
@@ -305,7 +457,8 @@ export class CdrSync {
       const limit = Math.min(to, now - s.feedLagMs);
       if (from >= to) {
         this.state.backfill = null;
-        await this.hooks.save(this.snapshot());
+        this.mark('backfill');
+        await this.commit();
         return;
       }
       if (limit - from < 1000) return; // the rest is too recent for cdr_feed yet
@@ -329,6 +482,7 @@ export class CdrSync {
         this.warn(stats, `cdr_feed refused a start older than 48 h (${err.message}): using 48 h as its limit`);
         this.settings.feedRetentionMs = short;
         this.state.current = null;
+        this.mark('current');
         return true;
       }
       throw err;
@@ -381,7 +535,10 @@ export class CdrSync {
   private async runWindow(w: WindowProgress, stats: RunStats, signal?: AbortSignal): Promise<void> {
     const q = { endpoint: w.endpoint, start: Date.parse(w.start), end: Date.parse(w.end), max: this.settings.max, locations: this.settings.locations };
     const tracked = w.purpose !== 'repull';
-    if (tracked) this.state.current = w;
+    if (tracked) {
+      this.state.current = w;
+      this.mark('current');
+    }
     const windowIndex = stats.windows.length;
     this.hooks.progress?.({ window: w, windowIndex, records: stats.records });
     let page: Page;
@@ -400,20 +557,12 @@ export class CdrSync {
       for (const item of page.items) {
         if (!item || typeof item !== 'object') continue;
         const key = recordKey(item);
-        if (this.seen.has(key)) {
-          if (tracked) {
-            dups++;
-            continue;
-          }
-          this.seen.delete(key); // re-pull: emit again, refresh its place in the window
+        if (tracked && this.seen.has(key)) {
+          dups++;
+          continue;
         }
-        this.seen.add(key);
+        this.remember(key); // re-pull: emitted again, and its place in the window refreshed
         fresh.push(item);
-      }
-      if (this.seen.size > this.settings.dedupCapacity) {
-        // one iterator for the whole eviction: a fresh one per deletion would rescan the deleted slots
-        const it = this.seen.values();
-        for (let excess = this.seen.size - this.settings.dedupCapacity; excess > 0; excess--) this.seen.delete(it.next().value as string);
       }
       w.pages++;
       w.records += fresh.length;
@@ -424,7 +573,10 @@ export class CdrSync {
       if (fresh.length > 0) await this.hooks.emit({ items: fresh, window: w, page: w.pages, url: page.url });
       w.next = page.next;
       if (page.next) {
-        if (tracked) await this.hooks.save(this.snapshot());
+        if (tracked) {
+          this.mark('current');
+          await this.commit();
+        }
         this.hooks.progress?.({ window: w, windowIndex, records: stats.records });
         page = await this.client.nextPage(page.next, signal);
         continue;
@@ -432,13 +584,20 @@ export class CdrSync {
       break;
     }
     // Fully paged and emitted: now the cursor may move.
-    if (w.purpose === 'incremental') this.state.streamCursor = w.end;
+    if (w.purpose === 'incremental') {
+      this.state.streamCursor = w.end;
+      this.mark('streamCursor');
+    }
     if (w.purpose === 'backfill' && this.state.backfill) {
       const to = Date.parse(this.state.backfill.to);
       this.state.backfill = Date.parse(w.end) >= to ? null : { from: w.end, to: this.state.backfill.to };
+      this.mark('backfill');
     }
-    if (tracked) this.state.current = null;
+    if (tracked) {
+      this.state.current = null;
+      this.mark('current');
+    }
     stats.windows.push({ endpoint: w.endpoint, purpose: w.purpose, start: w.start, end: w.end, records: w.records, duplicates: w.duplicates, pages: w.pages });
-    await this.hooks.save(this.snapshot());
+    await this.commit();
   }
 }

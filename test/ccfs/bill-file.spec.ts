@@ -134,6 +134,27 @@ describe('ccfs/bill-file', () => {
     await assert.rejects(read(f, { timeZone: 'Nowhere/Else' }), /IANA/);
   });
 
+  it('refuses a zip whose entry names leave the folder or whose directory is damaged, and never yields a row of it', async () => {
+    for (const bad of ['../x_call_1.csv', '/tmp/x_call_1.csv', 'C:/x/y_call_1.csv']) {
+      // yazl refuses such names: store a placeholder of the same length, then patch the bytes
+      const zip = await buildZip([['Q'.repeat(bad.length), csv([cdrRow({ call_id_num: '-1' })])]]);
+      for (let at = zip.indexOf('Q'.repeat(bad.length)); at >= 0; at = zip.indexOf('Q'.repeat(bad.length), at + 1)) zip.write(bad, at);
+      const f = path.join(tmp, `hostile${++n}.zip`);
+      fs.writeFileSync(f, zip);
+      const seen: BillItem[] = [];
+      await assert.rejects((async () => {
+        for await (const it of readBillFile(f, { timeZone: 'UTC' })) seen.push(it);
+      })(), (err: Error) => err instanceof BillFileError && /^damaged zip: (invalid relative path|absolute path)/.test(err.message), bad);
+      assert.deepEqual(seen, [], bad);
+    }
+    const whole = await buildZip([['a_call_1.csv', csv([cdrRow({ call_id_num: '-1' })])], ['b_call_1.csv', csv([cdrRow({ call_id_num: '-1' })])]]);
+    const cut = Buffer.from(whole);
+    cut.write('XXXX', whole.lastIndexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]))); // the second central directory record
+    const f = path.join(tmp, `cut${++n}.zip`);
+    fs.writeFileSync(f, cut);
+    await assert.rejects(read(f), (err: Error) => err instanceof BillFileError && /^damaged zip: /.test(err.message));
+  });
+
   it('streams a large file, several parts, keeping every call whole', async () => {
     const calls = 6000;
     const part = (from: number, to: number) => csv(Array.from({ length: to - from }, (_v, i) => [

@@ -2,9 +2,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { CcfsClient, CcfsAuthError, CcfsResultError, CcfsValidationError, CcfsProtocolError, planBillQueries, expectedBillFileName } from '../../src/ccfs/client';
-import { CcfsSimulator, simSign, buildZip } from '../simulators/ccfs-server';
+import { CcfsSimulator, simSign, buildZip, selfSignedCert } from '../simulators/ccfs-server';
 import { shared } from '../helpers/fixtures';
 import { request } from 'undici';
 
@@ -191,16 +190,8 @@ describe('ccfs/client', () => {
   describe('TLS', () => {
     let pem: { key: string; cert: string } | null = null;
     before(function () {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-tls-'));
-      try {
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-          '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
-        pem = { key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8') };
-      } catch {
-        this.skip(); // no openssl here
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+      pem = selfSignedCert();
+      if (!pem) this.skip(); // no openssl here
     });
 
     it('verifies the server certificate by default, and trusts a self-signed one only when its CA is given', async () => {

@@ -5,7 +5,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { parseCdrDocument, type CmsRecord, type ValueMode } from '../../src/cms/parse';
-import { CallTracker, toTrackerRecord, hostOf, restrictedPattern, domainList, type TrackerEvent, type SecurityEvent, type SummaryEvent, type TrackerOptions } from '../../src/cms/tracker';
+import { readRecord as toTrackerRecord } from '../../src/cms/record';
+import { CallTracker, hostOf, restrictedPattern, domainList, type TrackerEvent, type SecurityEvent, type SummaryEvent, type TrackerOptions } from '../../src/cms/tracker';
 import { own } from '../helpers/fixtures';
 
 const BRIDGE_A = 'aaaaaaaa-0000-4000-8000-00000000000a';

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { Readable } from 'node:stream';
 import { shared } from '../helpers/fixtures';
 import { zonedToUtc } from '../../src/common/time';
-import { parseIndexText, parseIndexStream, parseUsers, cdrKey, idEpochMs, type IndexItem } from '../../src/comx/index-file';
+import { parseIndexText, parseIndexStream, type IndexItem } from '../../src/comx/index-file';
 
 const SA = 'Africa/Johannesburg';
 
@@ -169,23 +169,5 @@ describe('comx/index-file', () => {
     for await (const it of parseIndexStream(Readable.from(chunks), { zone: SA })) items.push(it);
     assert.equal(items.length, 500);
     assert.ok(items.every((it, i) => it.kind === 'cdr' && it.cdr.line === i + 1 && it.cdr.duration === i));
-  });
-
-  it('keys lines by unique id and content: repeated ids with other content stay distinct', () => {
-    const a = { uniqueId: '1.1', raw: '1.1,x' };
-    assert.equal(cdrKey(a), cdrKey({ ...a }));
-    assert.notEqual(cdrKey(a), cdrKey({ uniqueId: '1.1', raw: '1.1,y' }));
-    assert.equal(idEpochMs('1362123180.67'), 1362123180000);
-    assert.equal(idEpochMs('pbx1-1362123180.67'), 1362123180000);
-    assert.equal(idEpochMs('abc'), null);
-  });
-
-  it('reads the users list without the voicemail PIN unless asked', async () => {
-    const text = 'Extension,Name,PIN\r\n200,Reception,1234\r\n201,"Smith, J",9999\r\n202\r\n';
-    const { users, malformed } = await parseUsers(text);
-    assert.deepEqual(users.map((u) => [u.extension, u.name, 'pin' in u]), [['200', 'Reception', false], ['201', 'Smith, J', false]]);
-    assert.deepEqual(malformed.map((m) => m.line), [4]);
-    const withPin = await parseUsers('200,Reception,1234\n', true);
-    assert.equal(withPin.users[0].pin, '1234');
   });
 });

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { ComxClient } from '../../src/comx/client';
 import { parseIndexStream, type ComxCdr } from '../../src/comx/index-file';
-import { ComxSync, DEFAULT_SYNC, type SyncState } from '../../src/comx/sync';
+import { ComxSync, DEFAULT_SYNC, cdrKey, type SyncEntry } from '../../src/comx/sync';
+import { StateShapeError } from '../../src/common/persist';
 import { ComxSimulator, generateCalls } from '../simulators/comx-server';
 
 const MIN = 60_000;
@@ -26,7 +27,7 @@ describe('comx/sync', () => {
     for await (const item of parseIndexStream(res.body, { zone })) {
       if (item.kind === 'cdr' && sync.isNew(item.cdr)) {
         out.push(item.cdr);
-        sync.markEmitted(item.cdr);
+        sync.markEmitted([item.cdr]);
       }
     }
     sync.commit(w, clock);
@@ -86,7 +87,7 @@ describe('comx/sync', () => {
     for (let k = 1; k <= 3; k++) {
       clock = t0 + k * 40 * MIN;
       got.push(...(await poll(sync, sim.zone)).map((c) => c.uniqueId));
-      sync = new ComxSync(opts, JSON.parse(JSON.stringify(sync.snapshot())) as SyncState); // restart
+      sync = ComxSync.restore(JSON.parse(JSON.stringify(sync.snapshot())), [], opts); // restart
     }
     clock = t0 + 3 * HOUR;
     got.push(...(await poll(sync, sim.zone)).map((c) => c.uniqueId));
@@ -108,7 +109,7 @@ describe('comx/sync', () => {
           for await (const item of parseIndexStream(res.body, { zone: 'Europe/Berlin' })) {
             if (item.kind === 'cdr' && sync.isNew(item.cdr)) {
               got.push(item.cdr);
-              sync.markEmitted(item.cdr);
+              sync.markEmitted([item.cdr]);
             }
           }
           sync.commit(w, clock);
@@ -127,9 +128,150 @@ describe('comx/sync', () => {
 
   it('bounds what it remembers', () => {
     const sync = new ComxSync({ ...DEFAULT_SYNC, maxSeen: 100 });
-    for (let i = 0; i < 150; i++) sync.markEmitted({ uniqueId: `${i}.1`, raw: `${i}`, start: new Date(i * 1000).toISOString() });
+    for (let i = 0; i < 150; i++) sync.markEmitted([{ uniqueId: `${i}.1`, raw: `${i}`, start: new Date(i * 1000).toISOString() }]);
     assert.ok(sync.seenCount <= 100);
     assert.ok(sync.forgotten > 0);
     assert.ok(!sync.isNew({ uniqueId: '149.1', raw: '149' }), 'the newest are kept');
+  });
+
+  it('keys lines by unique id and content: repeated ids with other content stay distinct', () => {
+    const a = { uniqueId: '1.1', raw: '1.1,x' };
+    assert.equal(cdrKey(a), cdrKey({ ...a }));
+    assert.notEqual(cdrKey(a), cdrKey({ uniqueId: '1.1', raw: '1.1,y' }));
+    assert.notEqual(cdrKey(a), cdrKey({ uniqueId: '1.2', raw: '1.1,x' }));
+  });
+
+  /** A poll that keeps the journal entries it produces, as the node records them. */
+  async function journalledPoll(sync: ComxSync, journal: unknown[]): Promise<number> {
+    const w = sync.window(clock, sim.zone);
+    if (!w) return 0;
+    const res = await client.open({ kind: 'range', format: 'txt', start: w.start, end: w.end });
+    let n = 0;
+    for await (const item of parseIndexStream(res.body, { zone: sim.zone })) {
+      if (item.kind === 'malformed' && sync.isNewMalformed(item.malformed.text)) journal.push(JSON.parse(JSON.stringify(sync.markMalformed(item.malformed.text, w.toMs))));
+      if (item.kind === 'cdr' && sync.isNew(item.cdr)) {
+        journal.push(JSON.parse(JSON.stringify(sync.markEmitted([item.cdr]))));
+        n++;
+      }
+    }
+    journal.push(JSON.parse(JSON.stringify(sync.commit(w, clock))));
+    return n;
+  }
+
+  it('a journal replayed on the last snapshot (or on nothing) gives back the live state: cursor, keys, purge', async () => {
+    const t0 = Date.UTC(2026, 0, 8, 8);
+    sim.calls = generateCalls(t0, 40, 6 * MIN, { duration: 30, recordings: false });
+    sim.faults.extraIndexLines = ['not,a,record'];
+    try {
+      const opts = { ...DEFAULT_SYNC, firstLookbackMs: HOUR, overlapMs: HOUR };
+      const live = new ComxSync(opts);
+      const all: unknown[] = [];
+      let base: unknown;
+      let since: unknown[] = [];
+      for (let k = 1; k <= 5; k++) {
+        clock = t0 + k * 50 * MIN;
+        if (k === 3) {
+          base = JSON.parse(JSON.stringify(live.snapshot()));
+          since = [];
+        }
+        const before = all.length;
+        await journalledPoll(live, all);
+        since.push(...all.slice(before));
+      }
+      assert.ok(live.seenCount < 40, 'the horizon purge forgot keys no window can fetch again');
+      assert.deepEqual(ComxSync.restore(undefined, all, opts).snapshot(), live.snapshot(), 'journal alone');
+      assert.deepEqual(ComxSync.restore(base, since, opts).snapshot(), live.snapshot(), 'snapshot + journal after it');
+      // and the restored state goes on without a gap or a duplicate
+      const restored = ComxSync.restore(base, since, opts);
+      clock = t0 + 6 * HOUR;
+      assert.equal(await journalledPoll(restored, []), 0, 'nothing emitted twice');
+      assert.equal(restored.cursorMs, clock - DEFAULT_SYNC.safetyMs);
+    } finally {
+      sim.faults.extraIndexLines = undefined;
+    }
+  });
+
+  it('journals small entries: one key per emitted line, the cursor per window', () => {
+    const sync = new ComxSync();
+    const line = { uniqueId: '1767600000.1', raw: '1767600000.1,2026/01/05/10:00:00,CALLTYPE_INBOUND,200,,0824440001,CALL_ANSWERED,31,28,51150,g200.gsm', start: '2026-01-05T08:00:00Z' };
+    const e = sync.markEmitted([line]);
+    assert.deepEqual(e, { e: [[cdrKey(line), Date.parse(line.start)]] });
+    assert.ok(JSON.stringify(e).length < 60, JSON.stringify(e));
+    const w = sync.window(Date.UTC(2026, 0, 5, 12), 'Africa/Johannesburg')!;
+    const c = sync.commit(w, Date.UTC(2026, 0, 5, 12));
+    assert.deepEqual(c, { c: w.toMs, at: '2026-01-05T12:00:00.000Z' });
+    assert.ok(JSON.stringify(c).length < 60);
+  });
+
+  it('setCursor moves the cursor back or forward and keeps the keys; reset forgets both; each replays', () => {
+    const sync = new ComxSync({ ...DEFAULT_SYNC, overlapMs: HOUR, safetyMs: 0 });
+    const journal: SyncEntry[] = [];
+    const t = Date.UTC(2026, 0, 5, 10);
+    journal.push(sync.markEmitted([{ uniqueId: '1.1', raw: 'a', start: new Date(t).toISOString() }]));
+    journal.push(sync.commit({ fromMs: t - HOUR, toMs: t + HOUR, start: '', end: '' }, t + HOUR));
+    journal.push(sync.setCursor(t - 3 * HOUR, t + HOUR));
+    assert.equal(sync.cursorMs, t - 3 * HOUR, 'back');
+    assert.equal(sync.window(t + HOUR, 'UTC')!.start, '202601050600', 'the next window: the new cursor − overlap');
+    assert.ok(!sync.isNew({ uniqueId: '1.1', raw: 'a' }), 'keys kept');
+    assert.deepEqual(ComxSync.restore(undefined, JSON.parse(JSON.stringify(journal))).snapshot(), sync.snapshot());
+    journal.push(sync.reset());
+    assert.equal(sync.cursorMs, null);
+    assert.ok(sync.isNew({ uniqueId: '1.1', raw: 'a' }));
+    assert.deepEqual(ComxSync.restore(undefined, JSON.parse(JSON.stringify(journal))).snapshot(), { version: 1, cursor: null, seen: [] });
+  });
+
+  it('restores the state the previous version wrote, and starts clean from nothing', () => {
+    const old = { version: 1, cursor: 1767614280000, seen: [['k1', 1767600000000], ['k2', 1767600060000]], updatedAt: '2026-01-05T12:00:00.000Z' };
+    assert.deepEqual(ComxSync.restore(old, []).snapshot(), old);
+    for (const nothing of [undefined, null]) assert.deepEqual(ComxSync.restore(nothing, []).snapshot(), { version: 1, cursor: null, seen: [] });
+  });
+
+  const badStates: [string, unknown][] = [
+    ['no cursor', { version: 1 }],
+    ['no seen list', { version: 1, cursor: null }],
+    ['another version', { version: 2, cursor: null, seen: [] }],
+    ['a cursor that is text', { version: 1, cursor: '2026-01-05', seen: [] }],
+    ['a cursor no Date can hold', { version: 1, cursor: 1e300, seen: [] }],
+    ['a key that is a number', { version: 1, cursor: null, seen: [[1, 2]] }],
+    ['a start that is text', { version: 1, cursor: null, seen: [['k', 'x']] }],
+    ['a key without its start', { version: 1, cursor: null, seen: [['k']] }],
+    ['seen as an object', { version: 1, cursor: null, seen: { k: 1 } }],
+    ['updatedAt as a number', { version: 1, cursor: null, seen: [], updatedAt: 5 }],
+    ['a list', []],
+    ['a text', 'state'],
+    ['a number', 42],
+  ];
+  for (const [what, saved] of badStates) {
+    it(`restore refuses a saved state with ${what} (StateShapeError)`, () => {
+      assert.throws(() => ComxSync.restore(saved, []), StateShapeError);
+    });
+  }
+
+  const badEntries: [string, unknown][] = [
+    ['an empty object', {}],
+    ['null', null],
+    ['a text', 'e'],
+    ['a key that is a number', { e: [[1, 2]] }],
+    ['a key without its start', { e: [['k']] }],
+    ['a key list that is not a list of pairs', { e: ['k'] }],
+    ['a cursor that is text', { c: '2026', at: 'x' }],
+    ['a set cursor no Date can hold', { s: 9e15, at: 'x' }],
+    ['a cursor without its time', { c: 5 }],
+    ['a set cursor without its time', { s: 5 }],
+    ['a reset with another value', { r: 2 }],
+    ['a reset with more in it', { r: 1, c: 'x' }],
+  ];
+  for (const [what, entry] of badEntries) {
+    it(`restore refuses a journal entry that is ${what} (StateShapeError)`, () => {
+      assert.throws(() => ComxSync.restore({ version: 1, cursor: null, seen: [] }, [entry]), StateShapeError);
+      assert.throws(() => ComxSync.restore(undefined, [{ r: 1 }, entry]), StateShapeError);
+    });
+  }
+
+  it('a restore keeps the cap: the most recently emitted keys', () => {
+    const seen = Array.from({ length: 150 }, (_v, i) => [`k${i}`, i * 1000]);
+    const sync = ComxSync.restore({ version: 1, cursor: null, seen }, [], { ...DEFAULT_SYNC, maxSeen: 100 });
+    assert.equal(sync.seenCount, 100);
+    assert.deepEqual(sync.snapshot().seen[0], ['k50', 50_000]);
   });
 });

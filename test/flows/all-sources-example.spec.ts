@@ -109,7 +109,7 @@ describe('example flow: All CDR sources into one table, with alerts', function (
     byId('allcdr_comx_tick').onceDelay = '0.5';
     // the DDL runs after the first Webex and Com.X records arrived: the flow must hold them, not lose them
     byId('allcdr_ddl_inject').onceDelay = '1.5';
-    Object.assign(byId('allcdr_wxacct'), { region: 'custom', baseUrl: webex.url(), tokenUrl: webex.tokenUrl, timeoutS: 1 });
+    Object.assign(byId('allcdr_wxacct'), { region: 'custom', baseUrl: webex.url(), tokenUrl: webex.tokenUrl, timeout: 1 });
     flow.unshift({ id: 'allcdr_tab', type: 'tab', label: 'all sources' });
 
     await helper.load([

@@ -65,7 +65,7 @@ describe('example: Webex Calling CDRs into SQLite', function () {
         n.type = 'helper';
         delete n.mydb;
       }
-      if (n.type === 'webex-account') Object.assign(n, { region: 'custom', baseUrl: sim.url(), tokenUrl: sim.tokenUrl, timeoutS: 1 });
+      if (n.type === 'webex-account') Object.assign(n, { region: 'custom', baseUrl: sim.url(), tokenUrl: sim.tokenUrl, timeout: 1 });
     }
     flow.unshift({ id: tab, type: 'tab', label: 'example' });
     const acc = flow.find((n: any) => n.type === 'webex-account');

@@ -159,4 +159,14 @@ describe('ccfs-bill-request node', function () {
     const [today] = await out2;
     assert.equal(today.payload.beginTime, `${formatLocal(Date.now(), ZONE, 'sql').slice(0, 10)} 00:00:00`);
   });
+
+  it('refuses a time that is an invalid Date before sending anything', async () => {
+    env = await start({ autoCallback: false });
+    await env.load(flow(env), creds);
+    const caught = collect(helper.getNode('caught'), 1);
+    helper.getNode('req').receive({ payload: { beginTime: new Date('not a date'), endTime: `${yesterday()} 01:00:00` } });
+    const [e] = await caught;
+    assert.match(e.error.message, /not sent: beginTime must be text/);
+    assert.equal(env.sim.requests.length, 0);
+  });
 });

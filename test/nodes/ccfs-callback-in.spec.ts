@@ -1,17 +1,17 @@
 import { strict as assert } from 'node:assert';
 import supertest from 'supertest';
 import { helper, collect, settle } from '../helpers/red';
-import { start, closeServer, account, creds, until, setRouting, AK, type Env } from './ccfs-env';
+import { start, closeServer, account, creds, until, setRouting, statuses, writeState, assertMovedAside, afterKill, AK, type Env } from './ccfs-env';
 import { buildZip, csv, cdrRow, recordRow } from '../simulators/ccfs-server';
 
 const SUCCESS = { resultCode: '0', resultDesc: 'success' };
 const body = (name = '20260414_9239cb50a8384bb0ab503441bf089446.zip', responseId = '9239cb50a8384bb0ab503441bf089446') =>
   ({ request: { version: '2.0' }, msgBody: { responseId, billFileName: name, accountId: 'tenant01' } });
 
-function flow(env: Env, cb: Record<string, unknown> = {}) {
+function flow(env: Env, cb: Record<string, unknown> = {}, acc: Record<string, unknown> = {}) {
   return [
     { id: 't1', type: 'tab' },
-    account(env.sim),
+    account(env.sim, acc),
     { id: 'cb', type: 'ccfs-callback-in', z: 't1', account: 'acc', path: '/ccfs/cb', wires: [['file'], ['rows']], ...cb },
     { id: 'file', type: 'helper', z: 't1' },
     { id: 'rows', type: 'helper', z: 't1' },
@@ -41,8 +41,8 @@ describe('ccfs-callback-in node', function () {
 
   /** What the callback node had sent when each answer left (send() is synchronous; delivery to the next node is not). */
   let sends = 0;
-  async function loaded(cb: Record<string, unknown> = {}) {
-    await env.load(flow(env, cb), creds);
+  async function loaded(cb: Record<string, unknown> = {}, userDir?: string) {
+    await env.load(flow(env, cb), creds, userDir);
     helper.getNode('file').on('input', (m: any) => received.push(m));
     const node = helper.getNode('cb') as any;
     const send = node.send.bind(node);
@@ -236,5 +236,82 @@ describe('ccfs-callback-in node', function () {
     assert.equal(r.status, 200);
     await until(() => received.length === 1);
     assert.equal(received[0].ccfs.verified, false);
+  });
+  describe('state across restarts and kills', () => {
+    /** A callback signed anew (CC-FS signs every attempt), `s` seconds from now. */
+    const later = (s: number) => ({ timestamp: new Date(Date.now() + s * 1000).toISOString() });
+
+    it('a resend after a kill right after the 200 is answered 200 and not sent on: the answer waited for the disk', async () => {
+      await loaded();
+      const first = await env.sim.sendCallback(url(), body());
+      assert.equal(first.status, 200);
+      // the disk as it is the instant the 200 went out (what a SIGKILL would leave)
+      await afterKill(env.userDir, async (frozen) => {
+        await helper.unload();
+        received.length = 0;
+        await loaded({}, frozen);
+        const again = await env.sim.sendCallback(url(), body(), later(1));
+        assert.equal(again.status, 200);
+        assert.deepEqual(JSON.parse(again.body), SUCCESS);
+        assert.equal(sends, 0, 'not sent on again');
+        // the signature answered 200 was on disk too: the very same request is a replay
+        assert.equal((await env.sim.sendCallback(url(), null, { replay: first.sent })).status, 401);
+        await settle();
+        assert.equal(received.length, 0);
+      });
+    });
+
+    const unusable: Record<string, string> = {
+      'an unreadable state file': '{"version":2,"deliv',
+      'a state of the wrong shape': '{"version":1}',
+      'a state with a wrong type inside': '{"version":2,"delivered":[["20260414_a.zip","yes",1]],"signatures":[]}',
+      'an empty state file': '',
+    };
+    for (const [what, content] of Object.entries(unusable)) {
+      it(`${what}: the node starts, warns naming both files, and takes callbacks`, async () => {
+        const file = writeState(env.userDir, 'ccfs-callback-in', 'cb', content);
+        await loaded();
+        assert.equal((await env.sim.sendCallback(url(), body())).status, 200);
+        await until(() => received.length === 1);
+        assertMovedAside(helper.getNode('cb'), file, content);
+        assert.equal((await env.sim.sendCallback(url(), body(), later(1))).status, 200);
+        await settle();
+        assert.equal(received.length, 1, 'and remembers what it delivered from then on');
+      });
+    }
+
+    it('reads the state earlier versions saved', async () => {
+      writeState(env.userDir, 'ccfs-callback-in', 'cb', JSON.stringify({ version: 1, delivered: [[body().msgBody.billFileName, Date.now() - 60_000]], signatures: [] }));
+      await loaded();
+      assert.equal((await env.sim.sendCallback(url(), body())).status, 200);
+      await settle();
+      assert.equal(received.length, 0, 'delivered before the upgrade');
+      assert.deepEqual((helper.getNode('cb') as any).warn.getCalls().map((c: any) => String(c.args[0])), []);
+    });
+  });
+
+  describe('an account that cannot be used', () => {
+    for (const [what, cb, acc, credentials, reason] of [
+      ['no account chosen', { account: '' }, {}, creds.acc, /no CC-FS account is configured for this node: the callback cannot be verified/],
+      ['an account without SK', {}, {}, { accessKey: AK }, /SK \(secret key\) is missing in the CC-FS account/],
+      ['a CA file that cannot be read', {}, { ca: '/nonexistent/ccfs-ca.pem' }, creds.acc, /CA certificate file of the CC-FS account cannot be read/],
+    ] as Array<[string, Record<string, unknown>, Record<string, unknown>, Record<string, string>, RegExp]>) {
+      it(`${what}: red status, the reason at deploy, and every callback answered 503 with the reason for Catch`, async () => {
+        await env.load(flow(env, cb, acc), { acc: credentials });
+        helper.getNode('file').on('input', (m: any) => received.push(m));
+        const node = helper.getNode('cb') as any;
+        assert.ok(statuses(node).includes('account not usable'), statuses(node).join(', '));
+        assert.ok(node.warn.getCalls().some((c: any) => reason.test(String(c.args[0]))));
+        const caught = collect(helper.getNode('caught'), 2);
+        for (const b of [body(), body('20260414_b.zip', 'b')]) {
+          const r = await env.sim.sendCallback(url(), b);
+          assert.equal(r.status, 503);
+          assert.equal(JSON.parse(r.body).resultCode, '503');
+        }
+        for (const e of await caught) assert.match(e.error.message, reason);
+        await settle();
+        assert.equal(received.length, 0);
+      });
+    }
   });
 });

@@ -23,7 +23,8 @@ export interface Env {
   base: string;
   userDir: string;
   modules: any[];
-  load(flow: any[], creds?: Record<string, unknown>): Promise<void>;
+  /** Loads a flow; `userDir` another user directory than this env's (a copy, say). */
+  load(flow: any[], creds?: Record<string, unknown>, userDir?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,8 +88,8 @@ export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string)
     },
     userDir: dir,
     modules,
-    async load(flow, creds = {}) {
-      helper.settings({ userDir: dir });
+    async load(flow, creds = {}, userDir = dir) {
+      helper.settings({ userDir });
       await helper.load(modules, flow, creds);
     },
     async stop() {
@@ -124,5 +125,52 @@ export async function until(cond: () => boolean, ms = 5000): Promise<void> {
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The warnings a node logged (the test helper spies on node.warn). */
+export function warnings(node: any): string[] {
+  return (node.warn as any).getCalls().map((c: any) => String(c.args[0]));
+}
+
+/** The texts of the statuses a node showed. */
+export function statuses(node: any): string[] {
+  return (node.status as any).getCalls().map((c: any) => String(c.args[0]?.text ?? ''));
+}
+
+/** Writes `content` as the saved state of node `id` (of `type`) in `userDir`; returns the file. */
+export function writeState(userDir: string, type: string, id: string, content: string): string {
+  const file = path.join(userDir, 'cdrflow-state', `${type}-${id}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+/**
+ * Checks that a node warned about an unusable saved state: the file was moved aside unchanged, and a
+ * warning names both the file and where it went.
+ */
+export function assertMovedAside(node: any, file: string, content: string): void {
+  const dir = path.dirname(file);
+  const moved = fs.readdirSync(dir).find((f) => f.startsWith(`${path.basename(file)}.unreadable-`));
+  if (!moved) throw new Error(`not moved aside: ${fs.readdirSync(dir).join(', ')}`);
+  if (fs.readFileSync(path.join(dir, moved), 'utf8') !== content) throw new Error('the unusable state was changed');
+  const said = warnings(node);
+  if (!said.some((w) => w.includes(file) && w.includes(path.join(dir, moved)))) throw new Error(`no warning names both files:\n${said.join('\n')}`);
+}
+
+/**
+ * Runs `fn` on a copy of the state folder as it is this instant (what a kill would leave), given as
+ * the copy's user directory; then stops the flow running on it (its close writes there) and removes the copy.
+ */
+export async function afterKill(userDir: string, fn: (frozen: string) => Promise<void>): Promise<void> {
+  const frozen = fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-killed-'));
+  const state = path.join(userDir, 'cdrflow-state');
+  if (fs.existsSync(state)) fs.cpSync(state, path.join(frozen, 'cdrflow-state'), { recursive: true });
+  try {
+    await fn(frozen);
+  } finally {
+    await helper.unload();
+    fs.rmSync(frozen, { recursive: true, force: true });
   }
 }

@@ -91,14 +91,42 @@ describe('cdr-normalize node', function () {
     assert.equal(out.length, 0);
   });
 
-  it('refuses a zone that is not an IANA name', async () => {
+  it('refuses a zone that is not an IANA name, and still completes every message with that error', async () => {
     await load({ zone: 'Mars/Olympus' });
     const norm = helper.getNode('norm') as any;
     assert.ok(norm);
     const out: any[] = [];
     helper.getNode('out').on('input', (m: any) => out.push(m));
+    const caught = collect(helper.getNode('caught'), 1);
     norm.receive({ topic: 'x', payload: {}, cms: {} });
+    const [c] = await caught;
+    assert.match(c.error.message, /Mars\/Olympus/);
     await settle(50);
     assert.equal(out.length, 0);
+  });
+
+  it('writes what changed: one journal line per CMS record that moves a leg, no snapshot rewrite per record', async () => {
+    const http = await load();
+    const stateDir = path.join(tmp.dir(), 'cdrflow-state');
+    for (const body of mividasPosts().slice(0, 9)) await http.post('/cdr-norm').type('application/xml').send(body).expect(200);
+    await settle(100);
+    const files = fs.readdirSync(stateDir).filter((f) => f.startsWith('cdr-normalize-norm'));
+    assert.deepEqual(files, ['cdr-normalize-norm.json.log'], 'no snapshot yet: the journal is small');
+    const lines = fs.readFileSync(path.join(stateDir, files[0]), 'utf8').trim().split('\n');
+    const posted = mividasPosts().slice(0, 9).join('').match(/<record /g)!.length;
+    assert.ok(lines.length > 0 && lines.length <= posted, `${lines.length} lines for ${posted} records`);
+    assert.ok(lines.every((l) => /"type":"(callStart|callLegStart|callLegUpdate|callLegEnd|recordingStart)"/.test(l)), 'only records that change the joins');
+  });
+
+  it('a state file of the wrong shape: the node starts, warns naming both files, and maps', async () => {
+    const stateDir = path.join(tmp.dir(), 'cdrflow-state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.writeFileSync(path.join(stateDir, 'cdr-normalize-norm.json'), '{"v":1,"legs":[["x",{"startTime":5}]],"calls":[]}');
+    const http = await load();
+    const got = collect(helper.getNode('out'), 2);
+    for (const body of mividasPosts().slice(0, 9)) await http.post('/cdr-norm').type('application/xml').send(body).expect(200);
+    await got;
+    const warnings = ((helper.getNode('norm') as any).warn.getCalls() as any[]).map((c) => String(c.args[0]));
+    assert.ok(warnings.some((w) => /is not text/.test(w) && /unreadable-/.test(w)), warnings.join('\n'));
   });
 });

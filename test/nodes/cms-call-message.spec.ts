@@ -94,4 +94,23 @@ describe('cms-call-message node', function () {
     const [c] = await caught;
     assert.match(c.error.message, /API user and password are not set/);
   });
+
+  it('a missing server or an unreadable CA file shows a red status at deploy and fails each message with the reason', async () => {
+    await helper.load([msgNode.module, server.module], flow({ server: '' }), creds());
+    let statuses = ((helper.getNode('m') as any).status.getCalls() as any[]).map((c) => c.args[0]);
+    assert.ok(statuses.some((st) => st.fill === 'red' && /no usable CMS server/.test(st.text)), JSON.stringify(statuses));
+    let caught = collect(helper.getNode('caught'), 1);
+    helper.getNode('m').receive({ callId: CALL });
+    assert.match((await caught)[0].error.message, /no CMS server selected/);
+    await helper.unload();
+
+    const f = flow();
+    f[1].ca = '/nonexistent/ca.pem';
+    await helper.load([msgNode.module, server.module], f, creds());
+    statuses = ((helper.getNode('m') as any).status.getCalls() as any[]).map((c) => c.args[0]);
+    assert.ok(statuses.some((st) => st.fill === 'red'), JSON.stringify(statuses));
+    caught = collect(helper.getNode('caught'), 1);
+    helper.getNode('m').receive({ callId: CALL });
+    assert.match((await caught)[0].error.message, /CA certificate cannot be read: \/nonexistent\/ca.pem/);
+  });
 });

@@ -135,4 +135,31 @@ describe('cms-call-tracker node', function () {
     assert.equal(s.payload.name, 'Forgotten');
     assert.equal(s.topic, 'callSummary');
   });
+
+  it('writes nothing for messages that change nothing (warnings, unknown records), and starts from a damaged file', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const stateDir = path.join(tmp.dir(), 'cdrflow-state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.writeFileSync(path.join(stateDir, 'cms-call-tracker-tr.json'), '{"version":1,"calls":[{"id":7}],"legs":[],"media":[]}');
+    await helper.load([tracker.module], [
+      { id: 'tab', type: 'tab', label: 'tracker' },
+      { id: 'tr', z: 'tab', type: 'cms-call-tracker', wires: [['sec'], ['sum']] },
+      { id: 'sec', z: 'tab', type: 'helper' },
+      { id: 'sum', z: 'tab', type: 'helper' },
+    ] as any[]);
+    const tr = helper.getNode('tr') as any;
+    for (let i = 0; i < 100; i++) {
+      tr.receive({ topic: 'sequenceGap', payload: { kind: 'sequenceGap', expected: i, received: i + 2 } });
+      tr.receive({ topic: 'futureRecord', payload: { type: 'futureRecord', time: '2024-05-01T09:00:00Z', id: 'x', future: { id: 'x' } } });
+    }
+    await settle(100);
+    const warnings = (tr.warn.getCalls() as any[]).map((c) => String(c.args[0]));
+    assert.ok(warnings.some((w) => /a call is not a tracked call/.test(w)), warnings.join('\n'));
+    const files = fs.readdirSync(stateDir).filter((f) => f.startsWith('cms-call-tracker-tr.json') && !f.includes('unreadable'));
+    assert.deepEqual(files, [], 'nothing written for 200 messages that changed nothing');
+    tr.receive({ topic: 'callStart', payload: { type: 'callStart', time: '2024-05-01T09:00:00Z', objectType: 'call', id: CALL, call: { id: CALL, name: 'Real' } } });
+    await settle(50);
+    assert.equal(fs.readFileSync(path.join(stateDir, 'cms-call-tracker-tr.json.log'), 'utf8').trim().split('\n').length, 1, 'one line for the one real change');
+  });
 });

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import supertest from 'supertest';
 import cmsCdrIn = require('../../src/nodes/cms-cdr-in');
 import { helper, capture, collect, settle, useTempUserDir } from '../helpers/red';
@@ -111,6 +112,44 @@ describe(`cms-cdr-in node, POSTs answered by its Express route`, () => {
     const got = collect(helper.getNode('out'), 1);
     assert.equal((await post(mividasPosts()[0])).status, 200);
     await got;
+  });
+
+  it('a client that sends its whole body before reading the answer still gets the 413, and an endless upload is cut', async () => {
+    await helper.load(node, flow({ maxBodyMb: 0.0625 }));
+    const server = http.createServer(red.RED.httpNode).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as any).port;
+    // a raw client: writes the request and all of its body, waiting for each chunk to be taken, and only
+    // then reads what came back (what a simple client, or Node's fetch on a slow link, does)
+    const sendAll = (total: number, chunked: boolean) => new Promise<string>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let got = '';
+      sock.on('data', (d) => { got += d.toString('latin1'); });
+      sock.on('error', (e: NodeJS.ErrnoException) => resolve(`${got}|${e.code}`));
+      sock.on('close', () => resolve(got));
+      sock.once('connect', async () => {
+        sock.write(`POST /cdr HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${total}`}\r\n\r\n`);
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        for (let sent = 0; sent < total && !sock.destroyed; sent += chunk.length) {
+          const data = chunked ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]) : chunk;
+          if (!sock.write(data)) await new Promise((r) => sock.once('drain', r));
+        }
+        if (!sock.destroyed) sock.end(chunked ? '0\r\n\r\n' : '');
+      });
+    });
+    try {
+      for (const chunked of [false, true]) {
+        const answer = await sendAll(100 * 1024, chunked);
+        assert.match(answer, /^HTTP\/1.1 413 /, `${chunked ? 'streamed' : 'declared'}: ${answer.slice(0, 80)}`);
+      }
+      // twice the limit and more is not read for ever: the connection is closed
+      const t0 = Date.now();
+      const endless = await sendAll(64 * 1024 * 1024, true);
+      assert.match(endless, /^HTTP\/1.1 413 /);
+      assert.ok(Date.now() - t0 < 15_000);
+    } finally {
+      server.close();
+    }
   });
 
   it('refuses 50 MB with the default 10 MB limit', async function () {
@@ -257,6 +296,67 @@ describe(`cms-cdr-in node, POSTs answered by its Express route`, () => {
       assert.equal((await post(mividasPosts()[1])).status, 200);
       await got;
       assert.deepEqual(seen.map((m) => m.topic), ['callLegStart'], 'only the new record');
+    });
+
+    it('a resend after a kill right after the 200 is still dropped: the answer waited for the disk', async () => {
+      await helper.load(node, flow());
+      const got = collect(helper.getNode('out'), 1);
+      assert.equal((await post(mividasPosts()[0])).status, 200);
+      await got;
+      // the disk as it is the instant the 200 went out (what a SIGKILL would leave)
+      const frozen = fs.mkdtempSync(path.join(path.dirname(dir()), 'cdrflow-killed-'));
+      fs.cpSync(path.join(dir(), 'cdrflow-state'), path.join(frozen, 'cdrflow-state'), { recursive: true });
+      try {
+        await helper.unload();
+        await helper.stopServer();
+        settings({ userDir: frozen });
+        await helper.startServer();
+        await helper.load(node, flow());
+        const seen: any[] = [];
+        helper.getNode('out').on('input', (m: any) => seen.push(m));
+        assert.equal((await post(mividasPosts()[0])).status, 200, 'the resend is acknowledged');
+        await settle(50);
+        assert.deepEqual(seen, [], 'and not emitted again');
+      } finally {
+        await helper.unload(); // its close writes to the copy: remove the copy after it
+        fs.rmSync(frozen, { recursive: true, force: true });
+      }
+    });
+
+    for (const [what, content] of [
+      ['an unreadable state file', '{"version":2,"own'],
+      ['a state of the wrong shape', '{"version":1}'],
+      ['a state with a wrong type inside', '{"version":2,"owners":[["ip",[["s",[[9,1]]]]]],"senders":[]}'],
+      ['an empty state file', ''],
+    ]) {
+      it(`${what}: starts, warns naming both files, moves it aside, and takes CDRs`, async () => {
+        const stateDir = path.join(dir(), 'cdrflow-state');
+        fs.mkdirSync(stateDir, { recursive: true });
+        const file = path.join(stateDir, 'cms-cdr-in-in.json');
+        fs.writeFileSync(file, content);
+        await helper.load(node, flow());
+        const got = collect(helper.getNode('out'), 1);
+        assert.equal((await post(mividasPosts()[0])).status, 200);
+        await got;
+        const warnings = (helper.getNode('in').warn as any).getCalls().map((c: any) => String(c.args[0]));
+        const moved = fs.readdirSync(stateDir).find((f) => f.startsWith('cms-cdr-in-in.json.unreadable-'));
+        assert.ok(moved, fs.readdirSync(stateDir).join(', '));
+        assert.equal(fs.readFileSync(path.join(stateDir, moved), 'utf8'), content, 'kept as it was');
+        assert.ok(warnings.some((w: string) => w.includes(file) && w.includes(moved)), warnings.join('\n'));
+      });
+    }
+
+    it('without any sender check it says so: a warning at deploy and "open" in its status', async () => {
+      await helper.load(node, flow());
+      const n = helper.getNode('in');
+      const warnings = (n.warn as any).getCalls().map((c: any) => String(c.args[0]));
+      assert.ok(warnings.some((w: string) => /no sender check/.test(w)), warnings.join('\n'));
+      const statuses = (n.status as any).getCalls().map((c: any) => c.args[0].text);
+      assert.ok(statuses.some((t: string) => /open/.test(t)), statuses.join(', '));
+      await helper.unload();
+      await helper.load(node, flow(), { in: { token: 't0k' } });
+      const quiet = (helper.getNode('in').warn as any).getCalls().map((c: any) => String(c.args[0]));
+      assert.ok(!quiet.some((w: string) => /no sender check/.test(w)));
     });
 
     it('runs httpNodeMiddleware from settings before its handler', async () => {

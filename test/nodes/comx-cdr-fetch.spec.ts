@@ -8,6 +8,7 @@ import { helper, capture, collect, settle, translate } from '../helpers/red';
 import pbxNode from '../../src/nodes/comx-pbx';
 import fetchNode from '../../src/nodes/comx-cdr-fetch';
 import { ComxSimulator, generateCalls } from '../simulators/comx-server';
+import { ComxSync } from '../../src/comx/sync';
 
 const SA = 'Africa/Johannesburg';
 const MIN = 60_000;
@@ -26,6 +27,24 @@ function flow(sim: ComxSimulator, fetch: Record<string, unknown>, pbx: Record<st
   ];
 }
 const creds = (password = 's3cret') => ({ pbx: { user: 'cdr', password } });
+
+/** Polls `cond` (every 10 ms, at most 5 s): for what happens when a runtime gets to it, never a speed check. */
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (cond()) return;
+    await settle(10);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** The incremental state as it is on disk now (what a kill would leave): the snapshot, if any, and the journal after it. */
+function onDisk(userDir: string, id = 'f'): ComxSync {
+  const file = path.join(userDir, 'cdrflow-state', `comx-cdr-fetch-${id}.json`);
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  const journal = (read(`${file}.log.old`) + read(`${file}.log`)).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const snapshot = read(file);
+  return ComxSync.restore(snapshot ? JSON.parse(snapshot) : undefined, journal);
+}
 
 describe('comx-cdr-fetch node', function () {
   this.timeout(20_000);
@@ -124,8 +143,7 @@ describe('comx-cdr-fetch node', function () {
     await settle(300);
     assert.equal(sim.requests.length, 3);
     assert.deepEqual(extra, [], 'nothing twice');
-    const state = JSON.parse(fs.readFileSync(path.join(userDir, 'cdrflow-state', 'comx-cdr-fetch-f.json'), 'utf8'));
-    assert.equal(state.cursor, T0 + 4 * HOUR - 2 * MIN);
+    assert.equal(onDisk(userDir).cursorMs, T0 + 4 * HOUR - 2 * MIN);
   });
 
   it('incremental ziprec: recordings saved to the folder, attached under the cap, named in each CDR message', async () => {
@@ -197,13 +215,13 @@ describe('comx-cdr-fetch node', function () {
 
   it('5xx: retried with backoff, then a catchable error, and the cursor stays where it was', async () => {
     await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
-    const stateFile = path.join(userDir, 'cdrflow-state', 'comx-cdr-fetch-f.json');
     const first = collect(helper.getNode('out'), 12);
     helper.getNode('f').receive({});
     await first;
-    // the state is written (fsync, rename) after the window was sent: wait for it, however busy the machine
-    for (let i = 0; i < 200 && !fs.existsSync(stateFile); i++) await settle(25);
-    const cursor = JSON.parse(fs.readFileSync(stateFile, 'utf8')).cursor;
+    // the cursor is journalled after the window was sent: wait for it, however busy the machine
+    for (let i = 0; i < 200 && onDisk(userDir).cursorMs === null; i++) await settle(25);
+    const cursor = onDisk(userDir).cursorMs;
+    assert.equal(cursor, T0 + 3 * HOUR - 2 * MIN);
     clock.tick(30 * MIN);
     sim.faults.fail500 = 100;
     sim.requests = [];
@@ -213,7 +231,7 @@ describe('comx-cdr-fetch node', function () {
     assert.match(err.error.message, /HTTP 500/);
     assert.equal(sim.requests.length, 3, 'first try + 2 retries');
     await settle(100);
-    assert.equal(JSON.parse(fs.readFileSync(stateFile, 'utf8')).cursor, cursor, 'cursor unchanged');
+    assert.equal(onDisk(userDir).cursorMs, cursor, 'cursor unchanged');
     sim.faults.fail500 = 0;
     clock.tick(5 * MIN);
     const extra: any[] = [];
@@ -349,8 +367,10 @@ describe('comx-cdr-fetch node', function () {
     const secure = new ComxSimulator(SA, 'cdr', 's3cret', () => Date.now());
     await secure.start(tls);
     secure.calls = sim.calls;
+    const caFile = path.join(userDir, 'private-ca.pem');
+    fs.writeFileSync(caFile, tls.cert);
     try {
-      for (const [pbxProps, ok] of [[{ ca: tls.cert }, true], [{}, false], [{ verifyTls: false }, true]] as const) {
+      for (const [pbxProps, ok] of [[{ ca: tls.cert }, true], [{ ca: caFile }, true], [{}, false], [{ verifyTls: false }, true]] as const) {
         await load(flow(secure, { mode: 'users' }, pbxProps));
         const got = collect(helper.getNode(ok ? 'out' : 'caught'), ok ? 2 : 1);
         helper.getNode('f').receive({});
@@ -415,13 +435,240 @@ describe('comx-cdr-fetch node', function () {
     assert.deepEqual(bad, []);
   });
 
-  it('a bad configuration or request is a catchable error, not a crash', async () => {
-    await load(flow(sim, { mode: 'range', format: 'raw' }, { timezone: 'Mars/Olympus' }));
+  it('a bad request is a catchable error, not a crash, and asks the PBX nothing', async () => {
+    await load(flow(sim, { mode: 'range', format: 'raw' }));
+    await settle(50);
     const got = collect(helper.getNode('caught'), 2);
     helper.getNode('f').receive({});
-    helper.getNode('f').receive({});
-    const [e] = await got;
-    assert.match(e.error.message, /cannot be used.*Mars\/Olympus/);
+    helper.getNode('f').receive({ mode: 'range', format: 'zip' });
+    const [a, b] = await got;
+    assert.ok(a.error.message.endsWith(translate('comx-cdr-fetch.errors.rawNeedsOne')), a.error.message);
+    assert.ok(b.error.message.endsWith(translate('comx-cdr-fetch.errors.format', { format: 'zip' })), b.error.message);
+    helper.getNode('f').receive({ mode: 'sideways' });
+    const [c] = await collect(helper.getNode('caught'), 1);
+    assert.ok(c.error.message.endsWith(translate('comx-cdr-fetch.errors.mode', { mode: 'sideways' })), c.error.message);
     assert.equal(sim.requests.length, 0);
+  });
+
+  describe('configuration problems: red status, the reason in the log at deploy, an error for Catch on every message, no request', () => {
+    const missingCa = () => path.join(userDir, 'no-such-ca.pem');
+    const cases: [string, Record<string, unknown>, Record<string, unknown>, unknown, () => RegExp][] = [
+      ['no PBX chosen', {}, { pbx: '' }, creds(), () => /no Com\.X PBX configured/],
+      ['a PBX node that does not exist', {}, { pbx: 'gone' }, creds(), () => /no Com\.X PBX configured/],
+      ['a time zone that is not an IANA zone', { timezone: 'Mars/Olympus' }, {}, creds(), () => /time zone "Mars\/Olympus" is not an IANA time zone/],
+      ['an extra CA file that cannot be read', { ca: '${CDRFLOW_TEST_CA}' }, {}, creds(), () => new RegExp(`extra CA: ${missingCa().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`)],
+      ['a URL that is not http', { url: 'ftp://pbx.example' }, {}, creds(), () => /URL: only http and https/],
+      ['no user', {}, {}, { pbx: { password: 'x' } }, () => /no user set/],
+    ];
+    for (const [what, pbxProps, fetchProps, c, problem] of cases) {
+      it(what, async () => {
+        process.env.CDRFLOW_TEST_CA = missingCa();
+        try {
+          await load(flow(sim, { mode: 'range', format: 'txt', ...fetchProps }, pbxProps), c);
+          const n = helper.getNode('f') as any;
+          const warnings = () => n.warn.getCalls().map((x: any) => String(x.args[0]));
+          await waitFor(() => warnings().some((w: string) => problem().test(w)), 'the reason in the log at deploy');
+          const statuses = n.status.getCalls().map((x: any) => x.args[0]);
+          assert.deepEqual(statuses[statuses.length - 1], { fill: 'red', shape: 'ring', text: translate('comx-cdr-fetch.status.badConfig') });
+          await settle(50);
+          const got = collect(helper.getNode('caught'), 2);
+          n.receive({ tag: 1 });
+          n.receive({ tag: 2 });
+          const caught = await got;
+          assert.deepEqual(caught.map((m) => m.tag), [1, 2], 'each message fails to Catch');
+          for (const m of caught) assert.match(m.error.message, problem());
+          assert.equal(sim.requests.length, 0);
+          assert.equal(n.status.getCalls().map((x: any) => x.args[0]).slice(-1)[0].text, translate('comx-cdr-fetch.status.badConfig'), 'the status stays');
+        } finally {
+          delete process.env.CDRFLOW_TEST_CA;
+        }
+      });
+    }
+  });
+
+  describe('state on disk', () => {
+    const stateDir = () => path.join(userDir, 'cdrflow-state');
+    const stateFile = () => path.join(stateDir(), 'comx-cdr-fetch-f.json');
+    const texts = (n: any, kind: 'warn' | 'error') => n[kind].getCalls().map((x: any) => String(x.args[0]));
+    const journalLines = () => (fs.existsSync(`${stateFile()}.log`) ? fs.readFileSync(`${stateFile()}.log`, 'utf8').split('\n').filter(Boolean) : []);
+    const startOf = (r: string) => new URLSearchParams(r.split('?')[1]).get('start');
+
+    for (const [what, content, recover] of [
+      ['a state without a cursor ({"version":1})', '{"version":1}', 'cursor'],
+      ['an unreadable state file', '\u0000\u0007 not JSON at all', 'cursor'],
+      ['an empty state file', '', 'reset'],
+    ] as const) {
+      it(`${what}: starts, warns naming both files, and every incremental fetch fails to Catch until msg.${recover}`, async () => {
+        fs.mkdirSync(stateDir(), { recursive: true });
+        fs.writeFileSync(stateFile(), content);
+        await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4, overlapMin: 0 }));
+        const n = helper.getNode('f') as any;
+        await waitFor(() => texts(n, 'error').some((e: string) => /incremental cursor is lost/.test(e)), 'the lost cursor reported at deploy');
+        const moved = fs.readdirSync(stateDir()).find((f) => f.startsWith('comx-cdr-fetch-f.json.unreadable-'));
+        assert.ok(moved, fs.readdirSync(stateDir()).join(', '));
+        assert.equal(fs.readFileSync(path.join(stateDir(), moved), 'utf8'), content, 'kept as it was');
+        assert.ok(texts(n, 'warn').some((w: string) => w.includes(stateFile()) && w.includes(moved)), texts(n, 'warn').join('\n'));
+        await settle(50);
+        for (let i = 0; i < 2; i++) {
+          const got = collect(helper.getNode('caught'), 1);
+          n.receive({ tag: i });
+          const [e] = await got;
+          assert.equal(e.tag, i);
+          assert.match(e.error.message, /incremental cursor is lost.*msg\.cursor/);
+          const last = n.status.getCalls().slice(-1)[0].args[0];
+          assert.equal(last.fill, 'red');
+          assert.match(last.text, /cursor lost/);
+        }
+        assert.equal(sim.requests.length, 0, 'never the first-run lookback in silence');
+        // other modes are not held up
+        let got = collect(helper.getNode('out'), 2);
+        n.receive({ mode: 'users' });
+        await got;
+
+        n.receive(recover === 'cursor' ? { cursor: new Date(T0 + HOUR) } : { reset: true });
+        got = collect(helper.getNode('out'), recover === 'cursor' ? 6 : 12);
+        n.receive({});
+        const msgs = await got;
+        if (recover === 'cursor') {
+          assert.equal(startOf(sim.requests[1]), '202601051100', 'from msg.cursor (09:00Z, 11:00 at the PBX)');
+          assert.deepEqual(msgs.map((m) => m.payload.uniqueId), sim.calls.slice(6).map((c) => c.uniqueId));
+        } else {
+          assert.equal(startOf(sim.requests[1]), '202601050900', 'msg.reset: First fetch hours back, as asked');
+        }
+        assert.equal(onDisk(userDir).cursorMs, T0 + 3 * HOUR - 2 * MIN);
+      });
+    }
+
+    it('a damaged state that still shows its cursor: resumes from it with a warning, instead of stopping', async () => {
+      fs.mkdirSync(stateDir(), { recursive: true });
+      const content = `{"version":1,"cursor":${T0 + 2 * HOUR},"seen":[["f0O8ENbWB`;
+      fs.writeFileSync(stateFile(), content);
+      await load(flow(sim, { mode: 'incremental', format: 'txt', overlapMin: 60 }));
+      const n = helper.getNode('f') as any;
+      await waitFor(() => texts(n, 'warn').some((w: string) => /cursor was read from the unreadable state/.test(w)), 'the salvage warning');
+      const moved = fs.readdirSync(stateDir()).find((f) => f.startsWith('comx-cdr-fetch-f.json.unreadable-'))!;
+      const warning = texts(n, 'warn').find((w: string) => /cursor was read/.test(w));
+      assert.ok(warning.includes(path.join(stateDir(), moved)) && warning.includes(new Date(T0 + 2 * HOUR).toISOString()), warning);
+      assert.equal(onDisk(userDir).cursorMs, T0 + 2 * HOUR, 'the salvaged cursor is stored at once');
+      assert.ok(!texts(n, 'error').some((e: string) => /cursor is lost/.test(e)));
+      const got = collect(helper.getNode('out'), 6);
+      n.receive({});
+      const msgs = await got;
+      assert.equal(startOf(sim.requests[0]), '202601051100', 'salvaged cursor (10:00Z) − 60 min overlap, at the PBX');
+      assert.deepEqual(msgs.map((m) => m.payload.uniqueId), sim.calls.slice(6).map((c) => c.uniqueId));
+    });
+
+    it('a damaged state with a good previous copy: resumes from that copy without asking', async () => {
+      fs.mkdirSync(stateDir(), { recursive: true });
+      fs.writeFileSync(stateFile(), '{"version":1,"cur');
+      fs.writeFileSync(`${stateFile()}.prev`, JSON.stringify({ version: 1, cursor: T0 + HOUR, seen: [] }));
+      await load(flow(sim, { mode: 'incremental', format: 'txt', overlapMin: 0 }));
+      const n = helper.getNode('f') as any;
+      await waitFor(() => texts(n, 'warn').some((w: string) => /last good copy/.test(w)), 'the recovery warning');
+      const got = collect(helper.getNode('out'), 6);
+      n.receive({});
+      await got;
+      assert.equal(startOf(sim.requests[0]), '202601051100');
+      assert.ok(!texts(n, 'error').some((e: string) => /cursor is lost/.test(e)));
+    });
+
+    it('msg.cursor at any time sets where the next fetch starts; one that is not a time is a catchable error that changes nothing', async () => {
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4, overlapMin: 0 }));
+      const n = helper.getNode('f') as any;
+      let got = collect(helper.getNode('out'), 12);
+      n.receive({});
+      await got;
+      for (const bad of ['yesterday', {}, null, Number.NaN, 1e20, '']) {
+        const failed = collect(helper.getNode('caught'), 1);
+        n.receive({ cursor: bad });
+        const [e] = await failed;
+        assert.match(e.error.message, /msg\.cursor .* is not a time/);
+      }
+      assert.equal(onDisk(userDir).cursorMs, T0 + 3 * HOUR - 2 * MIN, 'unchanged');
+      n.receive({ cursor: T0 + 90 * MIN });
+      n.receive({ cursor: '2026-01-05T09:20:00Z' });
+      clock.tick(10 * MIN);
+      n.receive({});
+      await waitFor(() => sim.requests.length === 2, 'the second fetch');
+      assert.equal(startOf(sim.requests[1]), '202601051120', 'the last msg.cursor wins (09:20Z)');
+      await settle(100);
+      assert.equal(onDisk(userDir).cursorMs, T0 + 3 * HOUR + 8 * MIN, 'the window was committed');
+    });
+
+    it('writes only what changed: runs with nothing new add one small journal line each and never rewrite the snapshot', async () => {
+      sim.calls = generateCalls(T0, 12, 10 * MIN);
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+      const got = collect(helper.getNode('out'), 12);
+      helper.getNode('f').receive({});
+      await got;
+      await waitFor(() => onDisk(userDir).cursorMs !== null, 'the first cursor');
+      assert.equal(journalLines().length, 13, 'one line per CDR and one for the window');
+      assert.ok(!fs.existsSync(stateFile()), 'no snapshot of the whole state while the journal is small');
+      await helper.unload(); // close: the journal is folded into a snapshot
+      const snapshot = fs.statSync(stateFile());
+      assert.equal(JSON.parse(fs.readFileSync(stateFile(), 'utf8')).seen.length, 12);
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+      const runs = 8;
+      for (let i = 1; i <= runs; i++) {
+        clock.tick(10 * MIN);
+        helper.getNode('f').receive({});
+        await waitFor(() => journalLines().length === i, `run ${i} journalled`);
+      }
+      assert.equal(sim.requests.length, 1 + runs);
+      for (const line of journalLines()) {
+        assert.ok(line.length < 60, line);
+        assert.deepEqual(Object.keys(JSON.parse(line)).sort(), ['at', 'c'], 'a window commit, no keys');
+      }
+      const after = fs.statSync(stateFile());
+      assert.equal(after.ino, snapshot.ino, 'the snapshot file was not replaced');
+      assert.equal(after.mtimeMs, snapshot.mtimeMs);
+      assert.ok(!fs.existsSync(`${stateFile()}.prev`), 'no second snapshot was ever written');
+      assert.equal(onDisk(userDir).cursorMs, T0 + 3 * HOUR + runs * 10 * MIN - 2 * MIN);
+    });
+
+    it('a kill mid-window or right after a run loses nothing and sends nothing twice: the journal is replayed', async () => {
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4, tick: true }));
+      const n = helper.getNode('f');
+      const out: any[] = [];
+      helper.getNode('out').on('input', (m: any) => out.push(m));
+      const freeze = (name: string) => {
+        // the disk as it is at this instant (what a SIGKILL would leave)
+        const dir = path.join(userDir, name);
+        fs.cpSync(stateDir(), path.join(dir, 'cdrflow-state'), { recursive: true });
+        return dir;
+      };
+      n.receive({});
+      await waitFor(() => out.length === 1, 'the first CDR');
+      for (let i = 0; i < 3; i++) n.receive({ tick: true });
+      await waitFor(() => out.length === 4, 'four CDRs');
+      const midWindow = freeze('killed-mid-window');
+      for (let i = 0; i < 8; i++) n.receive({ tick: true });
+      await waitFor(() => out.length === 12 && onDisk(userDir).cursorMs !== null, 'the whole window and its cursor');
+      const afterRun = freeze('killed-after-run');
+      const firstStart = startOf(sim.requests[0]);
+
+      const restart = async (dir: string) => {
+        await helper.unload();
+        await helper.stopServer();
+        helper.settings({ userDir: dir, comxPbxRetryBaseMs: 1 } as any);
+        await helper.startServer();
+        await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+      };
+      await restart(midWindow);
+      let got = collect(helper.getNode('out'), 8);
+      helper.getNode('f').receive({});
+      const rest = await got;
+      assert.equal(startOf(sim.requests[1]), firstStart, 'the same window: its cursor had not moved');
+      assert.deepEqual(rest.map((m) => m.payload.uniqueId), sim.calls.slice(4).map((c) => c.uniqueId), 'only the CDRs not sent before the kill');
+
+      await restart(afterRun);
+      clock.tick(10 * MIN);
+      const extra: any[] = [];
+      helper.getNode('out').on('input', (m: any) => extra.push(m));
+      helper.getNode('f').receive({});
+      await waitFor(() => sim.requests.length === 3 && onDisk(afterRun).cursorMs === T0 + 3 * HOUR + 8 * MIN, 'the next window committed');
+      assert.equal(startOf(sim.requests[2]), '202601050858', 'the journalled cursor (12:58 at the PBX) − 4 h overlap');
+      assert.deepEqual(extra, [], 'nothing twice');
+    });
   });
 });

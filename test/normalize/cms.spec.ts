@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { CmsLegJoiner, normalizeMessage, validateCdr } from '../../src/normalize';
+import { CmsLegJoiner, CMS_LIMITS, normalizeMessage, validateCdr } from '../../src/normalize';
 import { parseCdrDocument } from '../../src/cms/parse';
 import { mividasPosts, shared } from '../helpers/fixtures';
 import { runCms, cmsMessage, opts, OBSERVED } from './helpers';
@@ -98,7 +98,7 @@ describe('normalize: CMS legs', () => {
     const posts = mividasPosts();
     const j1 = new CmsLegJoiner();
     runCms(posts.slice(0, 5), j1);
-    const j2 = new CmsLegJoiner(undefined, JSON.parse(JSON.stringify(j1.snapshot())));
+    const j2 = CmsLegJoiner.fromSaved(CMS_LIMITS, JSON.parse(JSON.stringify(j1.snapshot())), []);
     const out = runCms(posts.slice(5, 9), j2);
     assert.deepEqual(out[0], christian);
   });

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { isoMs } from '../../src/normalize/iso';
-import { iso } from '../../src/normalize/common';
+import { isoMs } from '../../src/common/time';
+import { iso } from '../../src/common/time';
 import { cdrId } from '../../src/normalize';
 
 describe('normalize: ISO times and ids', () => {

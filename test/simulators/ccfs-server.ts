@@ -9,6 +9,10 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { createHmac, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import yazl from 'yazl';
 
@@ -152,6 +156,22 @@ export async function defaultBillZip(): Promise<Buffer> {
     ]);
   }
   return defaultZip;
+}
+
+// --- TLS ---------------------------------------------------------------------------------------------
+
+/** A throwaway self-signed certificate for 127.0.0.1 (PEM) to serve with `tls`, or null when openssl is not there. */
+export function selfSignedCert(): { key: string; cert: string } | null {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccfs-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
+    return { key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8') };
+  } catch {
+    return null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // --- the server ---------------------------------------------------------------------------------------

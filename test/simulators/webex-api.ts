@@ -22,6 +22,13 @@ const H = 60 * MIN;
  * at the virtual time they were sent (as they would in real time), not after another sleeper's jump.
  */
 export class VirtualClock implements Clock {
+  /**
+   * Whether every request a client booked at the current virtual time has reached the server. Time
+   * jumps only then: a request booked at t and still on its way when another sleeper jumps to t + 61 s
+   * would reach the server "late", which no real clock can do (and the strict simulator answers 429).
+   */
+  settled: () => boolean = () => true;
+
   constructor(public t: number, private readonly settleMs = 3) {}
   now(): number {
     return this.t;
@@ -30,6 +37,8 @@ export class VirtualClock implements Clock {
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     const target = this.t + Math.max(0, ms);
     await new Promise((r) => setTimeout(r, this.settleMs));
+    // bounded: a booked request that was never sent (aborted) must not stop the clock for good
+    for (const until = Date.now() + 3000; !this.settled() && Date.now() < until;) await new Promise((r) => setTimeout(r, 2));
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     this.t = Math.max(this.t, target);
   }
@@ -113,8 +122,16 @@ export class WebexApiSim {
   /** Rate-limit 429s the simulator itself issued (a correct client causes none). */
   rateViolations = 0;
   refreshGrants = 0;
+  /** Every access and refresh token issued, to check that none is stored where it must not be. */
+  issuedTokens: string[] = [];
+  /** The refresh token of each grant, in order. */
+  presentedRefreshTokens: string[] = [];
+  /** Real milliseconds the token endpoint takes to answer (a refresh in flight while Node-RED stops). */
+  tokenDelayMs = 0;
   /** Held-open requests whose client went away (aborted or timed out). */
   hungClosed = 0;
+  /** CDR requests (initial and page) that have arrived, counted as they arrive. */
+  cdrArrivals = 0;
   private servers = new Map<string, http.Server>();
   private urls = new Map<string, string>();
   private access = new Map<string, number>();
@@ -161,12 +178,14 @@ export class WebexApiSim {
   issueRefreshToken(ttlS = this.opts.refreshTtlS ?? 7775999): string {
     const rt = `RT-${randomBytes(12).toString('hex')}`;
     this.refresh.set(rt, { expiresAt: this.clock.now() + ttlS * 1000, revoked: false });
+    this.issuedTokens.push(rt);
     return rt;
   }
 
   issueAccessToken(ttlS = this.opts.accessTtlS ?? 1209599): string {
     const at = `AT-${randomBytes(12).toString('hex')}`;
     this.access.set(at, this.clock.now() + ttlS * 1000);
+    this.issuedTokens.push(at);
     return at;
   }
 
@@ -249,11 +268,14 @@ export class WebexApiSim {
       };
       if (u.pathname === '/v1/access_token' && req.method === 'POST') {
         entry.kind = 'token';
-        return this.token(Buffer.concat(chunks).toString('utf8'), send, res, entry);
+        const answer = () => this.token(Buffer.concat(chunks).toString('utf8'), send, res, entry);
+        if (this.tokenDelayMs > 0) return void setTimeout(answer, this.tokenDelayMs);
+        return answer();
       }
       const m = /^\/v1\/(cdr_stream|cdr_feed)$/.exec(u.pathname);
       if (!m || req.method !== 'GET') return send(404, { message: 'The requested resource could not be found.', trackingId: 'SIM' });
       const endpoint = m[1] as 'cdr_stream' | 'cdr_feed';
+      this.cdrArrivals++;
       entry.kind = query.startTimeForNextFetch ? 'page' : 'initial';
       const fault = this.takeFault(endpoint, entry.kind);
       if (fault) {
@@ -363,6 +385,7 @@ export class WebexApiSim {
     if (form.get('client_id') !== this.clientId || form.get('client_secret') !== this.clientSecret) return send(401, { error: 'invalid_client', message: 'client authentication failed' });
     this.refreshGrants++;
     const rt = form.get('refresh_token') ?? '';
+    this.presentedRefreshTokens.push(rt);
     const known = this.refresh.get(rt);
     if (!known || known.revoked || known.expiresAt <= this.clock.now()) {
       return send(400, { error: 'invalid_grant', error_description: 'The refresh token provided is expired, revoked, malformed, or invalid.' });

@@ -1,9 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { CdrClient, RateLimiter } from '../../src/webex/client';
 import { TokenManager } from '../../src/webex/oauth';
-import { CdrSync, SyncError, emptyState, type SyncState, type PageBatch, type SyncSettings } from '../../src/webex/sync';
+import { CdrSync, SyncError, emptyState, restoreState, type SyncState, type SyncChange, type PageBatch, type SyncSettings } from '../../src/webex/sync';
 import { recordKey } from '../../src/webex/records';
 import { createAgent } from '../../src/common/http';
+import { StateShapeError } from '../../src/common/persist';
 import { WebexApiSim, VirtualClock } from '../simulators/webex-api';
 
 const MIN = 60_000;
@@ -25,29 +26,34 @@ describe('webex/sync', function () {
   afterEach(() => sim.stop());
   after(() => agent.close());
 
-  /** A sync engine with a store and an emitted-records ledger that outlive it (a node restart). */
+  /**
+   * A sync engine with a store and an emitted-records ledger that outlive it (a node restart). The
+   * store keeps what a journal would: the saved changes, as JSON, replayed by restoreState.
+   */
   function rig(settings: Partial<SyncSettings> = {}) {
     const limiter = new RateLimiter(clock);
     const ledger = new Map<string, number>();
-    let stored: SyncState = emptyState();
+    const journal: SyncChange[] = [];
+    const capacity = settings.dedupCapacity;
     let emitHook: ((b: PageBatch) => void) | null = null;
     let saveHook: ((s: SyncState) => void) | null = null;
     const make = () => {
       const client = new CdrClient({ baseUrl: sim.url(), tokens, limiter, dispatcher: agent, clock, retryBaseMs: 1000, retries: 3 });
-      return new CdrSync(client, stored, {
+      return new CdrSync(client, restoreState(undefined, journal, capacity), {
         emit: (b) => {
           emitHook?.(b);
           for (const r of b.items) ledger.set(recordKey(r), (ledger.get(recordKey(r)) ?? 0) + 1);
         },
-        save: async (s) => {
-          stored = JSON.parse(JSON.stringify(s));
-          saveHook?.(stored);
+        save: async (c) => {
+          assert.ok(Object.keys(c).length > 0, 'never called with nothing to save');
+          journal.push(JSON.parse(JSON.stringify(c)));
+          saveHook?.(restoreState(undefined, journal, capacity));
         },
       }, { max: 500, ...settings }, clock);
     };
     return {
-      ledger, make,
-      get state() { return stored; },
+      ledger, make, journal,
+      get state() { return restoreState(undefined, journal, capacity); },
       onEmit(fn: ((b: PageBatch) => void) | null) { emitHook = fn; },
       onSave(fn: ((s: SyncState) => void) | null) { saveHook = fn; },
     };
@@ -244,5 +250,109 @@ describe('webex/sync', function () {
     assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
     assert.equal(s.seen.length, 1000);
     assert.equal(s.version, 1);
+  });
+
+  describe('state', () => {
+    function engine(state: SyncState, save: (c: SyncChange) => Promise<void>, settings: Partial<SyncSettings> = {}) {
+      const fixed = new TokenManager({ accessToken: sim.issueAccessToken(), clock });
+      const client = new CdrClient({ baseUrl: sim.url(), tokens: fixed, limiter: new RateLimiter(clock), dispatcher: agent, clock, retryBaseMs: 1000, retries: 3 });
+      return new CdrSync(client, state, { emit: () => undefined, save }, { max: 500, lookbackMs: 3 * H, ...settings }, clock);
+    }
+
+    it('the saved changes, replayed on the state they started from, give the live state (cursor, progress, dedup order)', async () => {
+      sim.generate(1600, now0 - 3 * H, now0 - 3 * MIN);
+      const journal: SyncChange[] = [];
+      const sync = engine(emptyState(), async (c) => { journal.push(JSON.parse(JSON.stringify(c))); }, { dedupCapacity: 1200 });
+      await sync.run();
+      const middle = sync.snapshot();
+      const from = journal.length;
+      sim.generate(300, now0, now0 + 20 * MIN);
+      clock.advance(30 * MIN);
+      await sync.run();
+      await sync.run({ mode: 'repull', from: now0 - 3 * H, to: now0 - 2 * H });
+      await sync.setCursor(clock.now() - 10 * MIN);
+      assert.deepEqual(restoreState(undefined, journal, 1200), sync.snapshot());
+      assert.deepEqual(restoreState(JSON.parse(JSON.stringify(middle)), journal.slice(from), 1200), sync.snapshot());
+      const s = sync.snapshot();
+      assert.equal(s.seen.length, 1200, 'bounded');
+      const repulled = sim.records.filter((x) => x.reportAt >= now0 - 3 * H && x.reportAt < now0 - 2 * H).map((x) => x.id.toLowerCase());
+      assert.deepEqual(new Set(s.seen.slice(-repulled.length)), new Set(repulled), 're-pulled IDs moved to the newest end');
+    });
+
+    it('reads a whole version 1 state as 0.1.0 saved it; a smaller dedup window keeps the newest IDs', () => {
+      const old = {
+        version: 1, streamCursor: '2026-11-23T10:00:00.000Z', backfill: { from: '2026-11-21T10:00:00.000Z', to: '2026-11-22T23:00:00.000Z' },
+        current: { endpoint: 'cdr_feed', start: '2026-11-21T10:00:00.000Z', end: '2026-11-21T22:00:00.000Z', purpose: 'backfill', next: 'http://x/v1/cdr_feed?startTimeForNextFetch=1', pages: 2, records: 1000, duplicates: 3 },
+        seen: ['a', 'b', 'c', 'd'], lastSuccess: '2026-11-23T10:01:00.000Z', lastError: null,
+      };
+      assert.deepEqual(restoreState(old), old);
+      assert.deepEqual(restoreState(old, [], 2).seen, ['c', 'd']);
+      assert.deepEqual(restoreState(undefined), emptyState(), 'no saved state: a clean first run');
+      assert.deepEqual(restoreState(undefined, [{ seen: ['x', 'y'] }, { seen: ['x'], streamCursor: old.streamCursor }]).seen, ['y', 'x']);
+    });
+
+    const good = { version: 1, streamCursor: null, backfill: null, current: null, seen: [], lastSuccess: null, lastError: null };
+    const window = { endpoint: 'cdr_stream', start: '2026-11-23T10:00:00.000Z', end: '2026-11-23T11:00:00.000Z', purpose: 'incremental', next: null, pages: 0, records: 0, duplicates: 0 };
+    const bad: Array<[string, unknown, unknown[], RegExp]> = [
+      ['null', null, [], /not an object/],
+      ['a list', [], [], /not an object/],
+      ['text', '{"version":1}', [], /not an object/],
+      ['no version', { ...good, version: undefined }, [], /unknown state version undefined/],
+      ['another version', { ...good, version: 2 }, [], /unknown state version 2/],
+      ['only a version', { version: 1 }, [], /has no streamCursor/],
+      ['a cursor that is a number', { ...good, streamCursor: 42 }, [], /streamCursor 42 is not a time/],
+      ['a cursor that is not a date', { ...good, streamCursor: 'yesterday' }, [], /streamCursor "yesterday" is not a time/],
+      ['a backfill without times', { ...good, backfill: { from: 1, to: 2 } }, [], /backfill .* is not a \{from, to\} range/],
+      ['a window on another endpoint', { ...good, current: { ...window, endpoint: 'cdr_other' } }, [], /current .* is not a window/],
+      ['a window with a negative page count', { ...good, current: { ...window, pages: -1 } }, [], /is not a window/],
+      ['a window without its next link', { ...good, current: { ...window, next: undefined } }, [], /is not a window/],
+      ['seen as text', { ...good, seen: 'abc' }, [], /seen is not a list of Report IDs/],
+      ['seen with numbers', { ...good, seen: ['a', 1] }, [], /seen is not a list of Report IDs/],
+      ['an error that is not text', { ...good, lastError: { code: 1 } }, [], /lastError .* is not text/],
+      ['an unknown field', { ...good, cursor: 'x' }, [], /unknown field "cursor"/],
+      ['a journal entry that is not an object', good, [{ seen: ['a'] }, 'x'], /journal entry 2 is not an object/],
+      ['a journal entry with a version', good, [{ version: 1 }], /journal entry 1: unknown field "version"/],
+      ['a journal entry of the wrong type', good, [{ streamCursor: true }], /journal entry 1: streamCursor true is not a time/],
+    ];
+    for (const [what, saved, journal, message] of bad) {
+      it(`refuses a saved state with ${what} (StateShapeError), instead of starting empty`, () => {
+        assert.throws(() => restoreState(saved, journal), (e: unknown) => e instanceof StateShapeError && message.test((e as Error).message));
+      });
+    }
+
+    it('the engine refuses a state of the wrong shape too', () => {
+      assert.throws(() => engine({ ...emptyState(), seen: 'x' } as any, async () => undefined), StateShapeError);
+    });
+
+    it('a run with nothing to fetch saves nothing', async () => {
+      const saved: SyncChange[] = [];
+      const sync = engine({ ...emptyState(), streamCursor: new Date(now0 - 2 * MIN).toISOString() }, async (c) => { saved.push(c); });
+      const stats = await sync.run();
+      assert.equal(stats.ok, true);
+      assert.equal(stats.apiCalls, 0);
+      assert.deepEqual(saved, []);
+    });
+
+    it('a change whose save failed is offered again with the next one', async () => {
+      sim.generate(1200, now0 - 2 * H, now0 - 3 * MIN);
+      const journal: SyncChange[] = [];
+      let calls = 0;
+      const sync = engine(emptyState(), async (c) => {
+        if (++calls === 3) throw new Error('disk full');
+        journal.push(JSON.parse(JSON.stringify(c)));
+      });
+      await assert.rejects(sync.run(), /disk full/);
+      const stats = await sync.run();
+      assert.equal(stats.ok, true);
+      assert.deepEqual(restoreState(undefined, journal), sync.snapshot(), 'nothing missing from what was saved');
+    });
+
+    it('setCursor saves the new cursor and drops an unfinished stream window', async () => {
+      const saved: SyncChange[] = [];
+      const sync = engine({ ...emptyState(), streamCursor: '2026-11-23T09:00:00.000Z', current: { ...window } as any }, async (c) => { saved.push(c); });
+      await sync.setCursor(now0 - H);
+      assert.deepEqual(saved, [{ streamCursor: '2026-11-23T11:00:00.000Z', current: null }]);
+      assert.equal(sync.snapshot().current, null);
+    });
   });
 });

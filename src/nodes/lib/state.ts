@@ -1,40 +1,49 @@
 /**
- * Where a node keeps state that must outlive a redeploy or restart (design.md §3): in the context
- * store the user picked when it is a persistent one (a shared store serves several Node-RED
- * instances), otherwise in a JSON file in the userDir, written atomically.
+ * The one way a node keeps state across redeploys, restarts and kills (design.md §3), over
+ * src/common/persist.ts:
+ * - where: the persistent context store the user picked (one rule for the editor's list and the
+ *   runtime, `persistentStores`), else an owner-only file in `<userDir>/cdrflow-state/`; a choice that
+ *   cannot be honoured is said in a warning, never silently swapped;
+ * - secrets (OAuth tokens) never go to a context store: always the file, encrypted with a key derived
+ *   from credentialSecret when Node-RED has one;
+ * - restore is checked by the node's own `restore`; what cannot be used is moved aside and a warning
+ *   names both places; the node starts from the last good copy or clean, and never crashes Node-RED.
+ * Each stateful node's catalog provides `<type>.state.*` (unreadable, recovered, startedClean,
+ * saveFailed, storeIgnored).
  */
 import * as path from 'node:path';
 import * as os from 'node:os';
 import type { NodeAPI, Node } from 'node-red';
-import { JsonFileStore, DebouncedSaver, type StateStore } from '../../common/persist';
+import { FileBackend, StateKeeper, secretCodec, type StateBackend, type Stored, type StateLoss } from '../../common/persist';
 
 const CONTEXT_KEY = 'cdrflow-state';
 
-class ContextStore<T> implements StateStore<T> {
-  constructor(private readonly node: Node, private readonly store: string) {}
-  load(): Promise<T | undefined> {
-    return new Promise((resolve, reject) => {
-      this.node.context().get(CONTEXT_KEY, this.store, (err: Error | undefined, value: unknown) =>
-        err ? reject(err) : resolve(value as T | undefined));
-    });
-  }
-  save(value: T): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.node.context().set(CONTEXT_KEY, value, this.store, (err?: Error) => (err ? reject(err) : resolve()));
-    });
-  }
-  clear(): Promise<void> {
-    return this.save(undefined as T);
-  }
+interface StoreConfig {
+  module?: unknown;
 }
 
-/** Names of the context stores configured in settings.js other than in-memory ones. */
-export function persistentContextStores(RED: NodeAPI): string[] {
-  const stores = ((RED.settings as any).contextStorage ?? {}) as Record<string, { module?: unknown }>;
+/**
+ * The context stores that keep data across restarts, by the rule the runtime applies too: a `default`
+ * that only names another store is an alias (resolved, not listed); a store is persistent unless its
+ * module is the memory store.
+ */
+export function persistentStores(settings: unknown): string[] {
+  const stores = ((settings as { contextStorage?: Record<string, unknown> })?.contextStorage ?? {}) as Record<string, unknown>;
   return Object.keys(stores).filter((name) => {
-    const mod = stores[name]?.module;
-    return name !== 'default' && mod !== 'memory' && mod !== undefined;
+    const cfg = stores[name];
+    if (typeof cfg === 'string') return false; // an alias (only `default` may be one)
+    const mod = (cfg as StoreConfig | null)?.module;
+    return mod !== undefined && mod !== null && mod !== 'memory';
   });
+}
+
+/** The store a node's choice names: `default` resolved through its alias; '' (or nothing) for the file. */
+export function resolveStore(settings: unknown, choice: string | undefined): { store: string | null; honoured: boolean } {
+  const wanted = (choice ?? '').trim();
+  if (wanted === '') return { store: null, honoured: true };
+  const stores = ((settings as { contextStorage?: Record<string, unknown> })?.contextStorage ?? {}) as Record<string, unknown>;
+  const name = wanted === 'default' && typeof stores.default === 'string' ? stores.default : wanted;
+  return persistentStores(settings).includes(name) ? { store: name, honoured: true } : { store: null, honoured: false };
 }
 
 export function stateFileDir(RED: NodeAPI): string {
@@ -42,53 +51,140 @@ export function stateFileDir(RED: NodeAPI): string {
   return path.join(userDir ?? path.join(os.homedir(), '.node-red'), 'cdrflow-state');
 }
 
-/**
- * `storeName` empty or unknown: the file fallback. The file is named by node type and id, which stay
- * the same across redeploys and restarts.
- */
-export function openStateStore<T>(RED: NodeAPI, node: Node, type: string, storeName: string | undefined): { store: StateStore<T>; where: string } {
-  if (storeName && persistentContextStores(RED).includes(storeName)) {
-    return { store: new ContextStore<T>(node, storeName), where: `context store "${storeName}"` };
+/** The key for a secret file: credentialSecret (or the one Node-RED generated), or null when credentials are not encrypted. */
+function credentialKey(RED: NodeAPI): string | null {
+  const settings = RED.settings as any;
+  if (settings.credentialSecret === false) return null;
+  if (typeof settings.credentialSecret === 'string' && settings.credentialSecret !== '') return settings.credentialSecret;
+  try {
+    const generated = typeof settings.get === 'function' ? settings.get('_credentialSecret') : undefined;
+    return typeof generated === 'string' && generated !== '' ? generated : null;
+  } catch {
+    return null; // settings not available (an embedded or test runtime)
   }
-  const file = path.join(stateFileDir(RED), `${type}-${node.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
-  return { store: new JsonFileStore<T>(file), where: file };
 }
 
-/**
- * The state of one node, in one piece: where it lives (openStateStore), loading it once, coalesced saves,
- * and the close sequence (flush, then forget it if the node was deleted). After close, changes are
- * ignored, so a late request can never write a deleted node's file back.
- * Uses the node's own locale keys `<type>.errors.stateLoad` and `<type>.errors.stateSave`.
- */
-export interface NodeState<T> {
-  /** Resolves with what was stored (undefined the first time, or when it could not be read). */
-  ready: Promise<T | undefined>;
+class ContextBackend implements StateBackend {
+  constructor(private readonly node: Node, private readonly store: string) {}
+  get where(): string {
+    return `context store "${this.store}"`;
+  }
+  private get(key: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.node.context().get(key, this.store, (err: Error | undefined, value: unknown) => (err ? reject(err) : resolve(value)));
+    });
+  }
+  private set(key: string, value: unknown): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.node.context().set(key, value, this.store, (err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+  async read(): Promise<Stored> {
+    return { value: await this.get(CONTEXT_KEY), journal: [] };
+  }
+  async readPrevious(): Promise<Stored | null> {
+    return null;
+  }
+  write(snapshot: unknown): Promise<void> {
+    return this.set(CONTEXT_KEY, snapshot);
+  }
+  append(): null {
+    return null; // no journal: each recorded change writes the whole state through the store
+  }
+  async moveAside(): Promise<string | null> {
+    const key = `${CONTEXT_KEY}-unreadable`;
+    await this.set(key, await this.get(CONTEXT_KEY));
+    return `${this.where}, key "${key}"`;
+  }
+  clear(): Promise<void> {
+    return this.set(CONTEXT_KEY, undefined);
+  }
+}
+
+export interface NodeStateOptions<S> {
+  /** The node type: names the file and the locale keys. */
+  type: string;
+  /** The user's choice of store (the node's `stateStore` property). */
+  store?: string;
+  /** Tokens and other secrets: always the file, encrypted when Node-RED encrypts credentials. */
+  secret?: boolean;
+  /** A second state of the same node gets its own file (`<type>-<id>-<part>.json`). */
+  part?: string;
+  restore(saved: unknown, journal: unknown[]): S;
+  /** The live state (what restore built) as plain JSON. */
+  snapshot(live: S): unknown;
+  /** Coalescing delay for changed(); default 500 ms. */
+  delayMs?: number;
+}
+
+export interface NodeState<S> {
+  /** The live state once loaded (never rejects). */
+  ready: Promise<S>;
   where: string;
+  /** After ready: what could not be used of the saved state, or null. */
+  loss(): StateLoss | null;
+  /** One change, on disk (file) or through the store before the promise resolves; throws once closed. */
+  record(entry: unknown): Promise<void> | void;
+  /** A change without a journal entry: saved within delayMs. */
   changed(): void;
   flush(): Promise<void>;
   close(removed: boolean): Promise<void>;
+  /** Snapshots written so far (for tests). */
+  writes(): number;
 }
 
-export function nodeState<T>(RED: NodeAPI, node: Node, type: string, storeName: string | undefined, snapshot: () => T, delayMs = 500): NodeState<T> {
-  const { store, where } = openStateStore<T>(RED, node, type, storeName);
-  let closed = false;
-  const saver = new DebouncedSaver(store, snapshot, delayMs, (err) => node.warn(RED._(`${type}.errors.stateSave`, { where, error: err.message })));
-  const ready = store.load().catch((err: Error) => {
-    node.warn(RED._(`${type}.errors.stateLoad`, { where, error: err.message }));
-    return undefined;
+export function nodeState<S>(RED: NodeAPI, node: Node, opts: NodeStateOptions<S>): NodeState<S> {
+  const { type } = opts;
+  const file = path.join(stateFileDir(RED), `${type}-${node.id.replace(/[^A-Za-z0-9_.-]/g, '_')}${opts.part ? `-${opts.part}` : ''}.json`);
+  let backend: StateBackend;
+  if (opts.secret) {
+    const key = credentialKey(RED);
+    backend = new FileBackend(file, key ? { codec: secretCodec(key) } : {});
+  } else {
+    const { store, honoured } = resolveStore(RED.settings, opts.store);
+    if (!honoured) node.warn(RED._(`${type}.state.storeIgnored`, { store: opts.store ?? '', file }));
+    backend = store ? new ContextBackend(node, store) : new FileBackend(file);
+  }
+  const keeper = new StateKeeper<S>({
+    backend,
+    restore: opts.restore,
+    snapshot: opts.snapshot,
+    delayMs: opts.delayMs,
+    onError: (err) => node.warn(RED._(`${type}.state.saveFailed`, { where: backend.where, error: err.message })),
+  });
+  const ready = keeper.ready.then((s) => {
+    const loss = keeper.loss;
+    if (loss) {
+      const moved = loss.movedTo ?? RED._(`${type}.state.notMoved`);
+      const key = loss.recoveredFrom ? 'recovered' : 'startedClean';
+      node.warn(RED._(`${type}.state.${key}`, { where: backend.where, error: loss.error, movedTo: moved, from: loss.recoveredFrom ?? '' }));
+    }
+    return s;
   });
   return {
     ready,
-    where,
-    changed: () => {
-      if (!closed) saver.changed();
-    },
-    flush: () => saver.flush(),
-    close: async (removed: boolean) => {
-      await ready;
-      await saver.flush();
-      closed = true;
-      if (removed) await store.clear();
-    },
+    where: backend.where,
+    loss: () => keeper.loss,
+    record: (entry) => keeper.record(entry),
+    changed: () => keeper.changed(),
+    flush: () => keeper.flush(),
+    close: (removed) => keeper.close(removed),
+    writes: () => keeper.writes,
   };
+}
+
+const routed = new WeakSet<object>();
+
+/**
+ * GET <httpAdminRoot>/cdrflow/state-stores: the persistent stores, by the same rule as the runtime, for
+ * the state select of every dialog (resources/cdrflow-editor.js). Behind the editor's own permissions.
+ */
+export function serveStoreList(RED: NodeAPI): void {
+  const app = RED.httpAdmin as unknown as object | undefined;
+  if (!app || routed.has(app)) return;
+  routed.add(app);
+  const auth = (RED as any).auth?.needsPermission?.('flows.read') ?? ((_q: unknown, _s: unknown, next: () => void) => next());
+  RED.httpAdmin.get('/cdrflow/state-stores', auth, (_req: any, res: any) => {
+    res.json({ stores: persistentStores(RED.settings) });
+  });
 }
