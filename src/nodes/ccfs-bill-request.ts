@@ -6,28 +6,19 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import type { CcfsAccount } from '../ccfs/account';
-import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, type PlannedQuery } from '../ccfs/client';
+import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, type PlannedQuery, type BillQuery } from '../ccfs/client';
 import { periodWindow, billQueryInput, PERIODS, QUERY_FIELDS } from '../ccfs/period';
 import { properties } from './lib/props';
 import { useConfig, ConfigProblem } from './lib/config';
 import { ThrottledStatus } from './lib/status';
 
-interface BillRequestDef extends NodeDef {
+/** The node's properties: the query fields of BillQuery (as text), the period and the account. */
+type BillRequestDef = NodeDef & Partial<Record<keyof BillQuery, string>> & {
   account?: string;
   period?: 'fields' | 'yesterday' | 'today' | 'hours';
   hours?: number | string;
-  beginTime?: string;
-  endTime?: string;
-  dataType?: string;
-  callBackURL?: string;
-  accountId?: string;
-  agentId?: string;
-  callId?: string;
-  callerNo?: string;
-  calleeNo?: string;
-  calleeNo2?: string;
   maxDays?: number | string;
-}
+};
 
 export = function register(RED: NodeAPI): void {
   function CcfsBillRequest(this: Node, def: BillRequestDef) {

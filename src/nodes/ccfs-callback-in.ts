@@ -50,6 +50,8 @@ export = function register(RED: NodeAPI): void {
     const status = new ThrottledStatus(node);
     const route = normalisePath(prop.text('path'), '/ccfs/callback');
     const url = effectivePath(RED.settings as any, route);
+    // without signature verification anyone who reaches the port can post: the status says so
+    const where = prop.choice('verify', ['verify', 'log', 'off'], 'verify') === 'verify' ? url : RED._('ccfs-callback-in.status.open', { url });
     const mode = prop.choice('verify', ['verify', 'log', 'off'], 'verify');
     const maxSkewMs = prop.number('skewMinutes', 15, { positive: true }) * 60_000;
     const checkAk = prop.flag('checkAccessKey', true);
@@ -203,7 +205,7 @@ export = function register(RED: NodeAPI): void {
             duplicates++;
             await remember({ signature });
             answer(res, 200, SUCCESS);
-            status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url, count: count(delivered), dup: count(duplicates) }) });
+            status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url: where, count: count(delivered), dup: count(duplicates) }) });
             return;
           }
           const job = deliver(account, cb, meta).then(() => true, (err: Error) => {
@@ -226,7 +228,7 @@ export = function register(RED: NodeAPI): void {
           await remember({ billFileName: name, signature });
           delivered++;
           answer(res, 200, SUCCESS);
-          status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url, count: count(delivered), dup: count(duplicates) }) });
+          status.set({ fill: 'green', shape: 'dot', text: RED._('ccfs-callback-in.status.count', { url: where, count: count(delivered), dup: count(duplicates) }) });
         })
         .catch((err: Error) => {
           let text = err.message;
@@ -250,7 +252,7 @@ export = function register(RED: NodeAPI): void {
     let rawCapture: { close(): void } | null = null;
     if (endpoint) {
       rawCapture = captureRawBodies((RED as any).server, RED.settings as any, [route], limit);
-      if (config.problem === null) status.set({ fill: 'green', shape: 'ring', text: url }, true);
+      if (config.problem === null) status.set({ fill: where === url ? 'green' : 'yellow', shape: 'ring', text: where }, true);
     }
 
     node.on('close', (removed: boolean, done: () => void) => {

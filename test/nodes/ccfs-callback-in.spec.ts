@@ -232,6 +232,9 @@ describe('ccfs-callback-in node', function () {
 
   it('in log-only mode accepts an unsigned callback and says it was not verified', async () => {
     await loaded({ verify: 'log' });
+    const node = helper.getNode('cb') as any;
+    assert.ok(node.warn.getCalls().some((c: any) => /log-only mode/.test(String(c.args[0]))), 'one warning at deploy');
+    assert.ok(statuses(node).some((t: string) => /\(open\)/.test(t)), statuses(node).join(', '));
     const r = await env.sim.sendCallback(url(), body(), { unsigned: true });
     assert.equal(r.status, 200);
     await until(() => received.length === 1);
