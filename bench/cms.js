@@ -11,7 +11,8 @@
  * editor at "/", settings file). Prints records per CPU-second and the ratios, medians of BENCH_ROUNDS
  * interleaved rounds (default 5) of BENCH_SECONDS each, for one-record and 20-record posts; then ack
  * latency at 1,000 records/s and heap use over a soak (BENCH_SOAK_S, default 60 s).
- * BENCH_PROFILE=<dir> writes a CPU profile of each cms-cdr-in measurement; BENCH_OUTPUT=post measures
+ * BENCH_PROFILE=<dir> writes a CPU profile of each cms-cdr-in measurement (BENCH_PROFILE_SIDES=cms-cdr-in,
+ * empty flow,core: of those sides); BENCH_OUTPUT=post measures
  * one message per POST instead of one per record.
  * Load comes from a child process (bench/load.js). Numbers vary with the machine; ratios are the point.
  */
@@ -127,7 +128,7 @@ function startBare(parse) {
  * wall-clock rates mostly measure the neighbours.
  */
 async function measure(name, url, file, counter) {
-  const profile = process.env.BENCH_PROFILE && name === 'cms-cdr-in' ? await startProfile() : null;
+  const profile = process.env.BENCH_PROFILE && (process.env.BENCH_PROFILE_SIDES ?? 'cms-cdr-in').split(',').includes(name) ? await startProfile() : null;
   const before = counter ? counter() : 0;
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
@@ -137,7 +138,7 @@ async function measure(name, url, file, counter) {
   const secs = (Date.now() - t0 - 200) / 1000;
   const n = counter === null ? result.ok : counter() - before;
   if (result.failed) console.log(`  ${name}: ${result.failed} failed requests`);
-  if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `cms-cdr-in-${Date.now()}.cpuprofile`));
+  if (profile) await profile.stop(path.join(process.env.BENCH_PROFILE, `${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`));
   const cpuS = (cpu.user + cpu.system) / 1e6;
   // n: records for the receivers, POSTs for the empty servers (counter null)
   return { rate: n / secs, perCpu: n / cpuS, cpuPerPost: cpuS / result.ok };

@@ -27,6 +27,8 @@ export class BoundedMap<K, V> {
    */
   private it: IterableIterator<[K, Entry<V>]> | null = null;
   private head: [K, Entry<V>] | null = null;
+  /** The entry set last, if it is still the newest (updated in place when set again). */
+  private newest: [K, Entry<V>] | undefined;
 
   private front(): [K, Entry<V>] | null {
     for (;;) {
@@ -69,8 +71,16 @@ export class BoundedMap<K, V> {
 
   /** Sets (and makes newest) `key`; evicts beyond the cap. */
   set(key: K, value: V, at = Date.now()): this {
+    // the newest key set again (a steady stream from one session or sender): updated where it stands
+    if (this.newest !== undefined && this.newest[0] === key && this.map.get(key) === this.newest[1]) {
+      this.newest[1].v = value;
+      this.newest[1].t = at;
+      return this;
+    }
+    const entry = { v: value, t: at };
     this.map.delete(key);
-    this.map.set(key, { v: value, t: at });
+    this.map.set(key, entry);
+    this.newest = [key, entry];
     while (this.map.size > this.opts.max) this.evictOldest();
     return this;
   }
@@ -89,6 +99,7 @@ export class BoundedMap<K, V> {
     this.map.clear();
     this.it = null;
     this.head = null;
+    this.newest = undefined;
   }
 
   /** The oldest key, if any. */

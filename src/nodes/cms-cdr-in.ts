@@ -85,8 +85,10 @@ export = function register(RED: NodeAPI): void {
       },
       snapshot: (t) => t.snapshot(),
     });
+    let loaded = false;
     const ready = state.ready.then((t) => {
       tracker = t;
+      loaded = true;
     });
 
     // refusals are answered at once but reported at most once a minute per reason
@@ -106,7 +108,8 @@ export = function register(RED: NodeAPI): void {
 
     const post: Handler = (req, res) => {
       const remote = plainAddress(req.ip ?? req.socket.remoteAddress);
-      const query = queryOf(req.originalUrl ?? req.url);
+      // Express has parsed the query already; a copy, since the token is taken out of it
+      const query: Record<string, unknown> = req.query ? { ...req.query } : queryOf(req.originalUrl ?? req.url);
       const tokenGiven = (req.params?.token as string | undefined) ?? (typeof query.token === 'string' ? query.token : null);
       delete query.token; // never pass the secret on
       const refusal = checkSender(rules, { address: remote, authorization: req.headers.authorization, token: tokenGiven });
@@ -121,7 +124,7 @@ export = function register(RED: NodeAPI): void {
       const meta: Meta = { receiver: node.id, path: url, remoteAddress: remote, query };
       readBody(req, limit)
         .then(async (body) => {
-          await ready;
+          if (!loaded) await ready;
           if (closing) {
             fail(res, 503, RED._('cms-cdr-in.errors.closing'), { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
             return;
