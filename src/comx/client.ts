@@ -217,7 +217,9 @@ export class ComxClient {
     const headers: Record<string, string> = { accept: '*/*' };
     if (this.auth) headers.authorization = this.auth;
     const r = this.opts.retry ?? {};
+    let attempts = 0;
     return withRetry(async () => {
+      attempts++;
       const res = await request(url, { method: 'GET', headers, dispatcher: this.opts.dispatcher, signal: hooks.signal });
       if (res.statusCode === 401 || res.statusCode === 403) {
         res.body.resume();
@@ -253,7 +255,11 @@ export class ComxClient {
       random: r.random,
       retryable: isRetryable,
       onRetry: hooks.onRetry,
-    }, hooks.signal);
+    }, hooks.signal).catch((err: unknown) => {
+      // how many times the PBX was asked: a 404 once, a reset connection after every retry
+      if (err && typeof err === 'object') (err as { attempts?: number }).attempts = attempts;
+      throw err;
+    });
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { bodyText } from '../common/http';
+import { bodyText, isTransientNetworkError } from '../common/http';
 import { isoUtc } from '../common/time';
 import { dispositionFileName, extensionFor, toExactStamp, toRangeStamp, type ComxClient, type ComxFormat, type ComxRequest, type ComxResponse } from './client';
 import { parseIndexBatches, type ComxCdr, type IndexItem, type MalformedLine } from './index-file';
@@ -33,7 +33,7 @@ export const RAW_DEFAULT_MAX = 20 * 1024 * 1024;
 
 /** Something the run cannot do; `code` names the reason (the node words it), `vars` fill it in. */
 export class FetchError extends Error {
-  constructor(readonly code: 'mode' | 'format' | 'rawNeedsOne' | 'noId' | 'noStart' | 'html', readonly vars: Record<string, string> = {}) {
+  constructor(readonly code: 'mode' | 'format' | 'rawNeedsOne' | 'noId' | 'noStart' | 'html' | 'broken', readonly vars: Record<string, string> = {}) {
     super(`${code}${Object.keys(vars).length ? ` ${JSON.stringify(vars)}` : ''}`);
     this.name = 'FetchError';
   }
@@ -63,6 +63,8 @@ export interface FetchSettings {
   saveDir: string | null;
   /** Attach recordings up to this size (0: never). */
   attachMaxBytes: number;
+  /** Names staging files in saveDir after the node, so it can clean up after a kill. */
+  stagingTag?: string;
 }
 
 export interface FetchContext {
@@ -182,7 +184,17 @@ export async function runFetch(ask: FetchAsk, ctx: FetchContext, hooks: FetchHoo
   }
   if (req.kind === 'users') return users(res, ask.includePin, settings.perCdr, meta, hooks);
   if (format === 'raw') return rawRecording(res, req, settings, meta, hooks);
-  return new IndexRun(ctx, hooks, meta, sync, window, format as ComxFormat, ask.extended).run(res);
+  const run = new IndexRun(ctx, hooks, meta, sync, window, format as ComxFormat, ask.extended);
+  try {
+    return await run.run(res);
+  } catch (err) {
+    // the answer had begun: the connection broke while it was read, not before the PBX was reached
+    if (isTransientNetworkError(err) || /terminated|socket|aborted/i.test((err as Error)?.message ?? '')) {
+      if (ctx.signal?.aborted) throw err;
+      throw new FetchError('broken', { sent: String(run.sent), error: (err as Error).message });
+    }
+    throw err;
+  }
 }
 
 async function users(res: ComxResponse, includePin: boolean, perCdr: boolean, meta: Record<string, unknown>, hooks: FetchHooks): Promise<FetchResult> {
@@ -205,7 +217,7 @@ async function rawRecording(res: ComxResponse, req: ComxRequest, settings: Fetch
   const out: Outgoing = { topic: 'comx/recording', payload: null, contentType: res.contentType, filename: name, comx: meta };
   let size: number;
   if (settings.saveDir) {
-    const saved = await saveRecording(res.body, settings.saveDir, name, onBytes);
+    const saved = await saveRecording(res.body, settings.saveDir, name, onBytes, settings.stagingTag);
     size = saved.size;
     out.filename = saved.path;
     out.payload = attachMax > 0 && saved.size <= attachMax ? await fsp.readFile(saved.path) : saved.path;
@@ -227,7 +239,8 @@ class IndexRun {
   private readonly recordings: (Record<string, unknown> | null)[] = [];
   private readonly malformed: MalformedLine[] = [];
   private readonly zoneCheck: ZoneCheck;
-  private sent = 0;
+  /** CDRs sent on so far (said when the connection breaks part-way). */
+  sent = 0;
   private total = 0;
   private duplicates = 0;
 
@@ -269,6 +282,7 @@ class IndexRun {
         saveDir: settings.saveDir || null,
         attachMaxBytes: settings.attachMaxBytes,
         totalBytes: res.contentLength,
+        stagingTag: settings.stagingTag,
         want: sync ? (c) => sync.isNew(c) : undefined,
         onProgress: (p: ArchiveProgress) => this.hooks.progress(p.phase === 'download' ? { phase: 'download', bytes: p.bytes, totalBytes: p.totalBytes } : { phase: 'extract', bytes: p.bytes, entries: p.entries, totalEntries: p.totalEntries }),
       });

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { insideFolder, safeFileName } from './safe-name';
-import { writeBodyToFile } from './spool';
+import { stagingPath, writeBodyToFile } from './spool';
 
 /** The recording is larger than it may be in memory. */
 export class RecordingTooLargeError extends Error {
@@ -18,10 +18,10 @@ export class RecordingTooLargeError extends Error {
 }
 
 /** Saves a raw recording body atomically under a safe name: temp name, then rename. */
-export async function saveRecording(body: Readable | NodeJS.ReadableStream, dir: string, name: string, onBytes?: (n: number) => void): Promise<{ path: string; size: number }> {
+export async function saveRecording(body: Readable | NodeJS.ReadableStream, dir: string, name: string, onBytes?: (n: number) => void, stagingTag?: string): Promise<{ path: string; size: number }> {
   const target = insideFolder(path.resolve(dir), safeFileName(name));
   await fsp.mkdir(path.dirname(target), { recursive: true });
-  const tmp = path.join(path.dirname(target), `.comx-partial-${randomBytes(6).toString('hex')}`);
+  const tmp = stagingPath(path.dirname(target), stagingTag, randomBytes(6).toString('hex'));
   try {
     const size = await writeBodyToFile(body, tmp, onBytes);
     await fsp.rename(tmp, target);

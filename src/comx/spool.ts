@@ -11,6 +11,44 @@ import type { Readable } from 'node:stream';
 
 const BIG = 1 << 20;
 
+const STAGING = '.comx-partial-';
+
+/**
+ * A staging name in the recordings folder: `.comx-partial-<tag>-<random>`, the tag naming the node that
+ * downloads, so at its next start it can remove what a kill left behind without touching another node's.
+ */
+export function stagingPath(dir: string, tag: string | undefined, random: string): string {
+  return path.join(dir, `${STAGING}${tag ? `${tag.replace(/[^A-Za-z0-9_]/g, '_')}-` : ''}${random}`);
+}
+
+/**
+ * Removes, in `dir`, the staging files and folders of `tag` (its node is starting: none is in use) and
+ * untagged ones of earlier versions older than an hour. Returns how many were removed.
+ */
+export async function removeStaleStaging(dir: string, tag: string, now = Date.now()): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0; // no folder yet: nothing left behind
+  }
+  const mine = `${STAGING}${tag.replace(/[^A-Za-z0-9_]/g, '_')}-`;
+  let removed = 0;
+  for (const name of names) {
+    if (!name.startsWith(STAGING)) continue;
+    const untagged = /^\.comx-partial-[0-9a-f]{12}$/.test(name);
+    if (!name.startsWith(mine) && !untagged) continue;
+    const full = path.join(dir, name);
+    if (untagged) {
+      const st = await fsp.stat(full).catch(() => null);
+      if (!st || now - st.mtimeMs < 3_600_000) continue;
+    }
+    await fsp.rm(full, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
 /** Streams a body into a new file (`wx`), counting bytes; resolves with the size. */
 export async function writeBodyToFile(body: Readable | NodeJS.ReadableStream, file: string, onBytes: (n: number) => void = () => undefined): Promise<number> {
   const fh = await fsp.open(file, 'wx');

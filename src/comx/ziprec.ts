@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { ZipReader, ZipDataError, type ZipEntry } from '../common/zip';
 import { parseIndexBatches, type ComxCdr, type IndexItem } from './index-file';
 import { insideFolder, isUnsafeEntryName, safeFileName } from './safe-name';
-import { writeBodyToFile } from './spool';
+import { stagingPath, writeBodyToFile } from './spool';
 
 export class ArchiveError extends Error {
   constructor(message: string, cause?: unknown) {
@@ -60,6 +60,8 @@ export interface ArchiveOptions {
   onProgress?: (p: ArchiveProgress) => void;
   /** Expected body size (Content-Length), for progress. */
   totalBytes?: number | null;
+  /** Names the staging folder in saveDir after the node (see spool.ts stagingPath). */
+  stagingTag?: string;
 }
 
 export interface ArchiveResult {
@@ -86,7 +88,7 @@ export async function readZipArchive(body: Readable | NodeJS.ReadableStream, opt
   if (saveDir) await fsp.mkdir(saveDir, { recursive: true });
   // staging beside the target, so the final rename stays on one file system
   const staging = saveDir
-    ? path.join(saveDir, `.comx-partial-${randomBytes(6).toString('hex')}`)
+    ? stagingPath(saveDir, opts.stagingTag, randomBytes(6).toString('hex'))
     : await fsp.mkdtemp(path.join(os.tmpdir(), 'comx-'));
   await fsp.mkdir(staging, { recursive: true });
   const zipFile = path.join(staging, 'answer.zip');

@@ -13,6 +13,7 @@ import { describeFailure } from '../comx/failures';
 import { runFetch, askOf, FETCH_MODES, FETCH_FORMATS, type FetchHooks, type FetchProgress, type FetchResult, type FetchWarning } from '../comx/fetch';
 import { ComxSync, DEFAULT_SYNC, isInstant } from '../comx/sync';
 import { TickGate } from '../comx/tick-gate';
+import { removeStaleStaging } from '../comx/spool';
 import { ConfigProblem, useConfig } from './lib/config';
 import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
 import { properties } from './lib/props';
@@ -20,6 +21,9 @@ import { nodeState, serveStoreList, stateFileDir } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 
 type Msg = NodeMessage & Record<string, any>;
+
+/** A change of the incremental state could not be saved: the run failed. */
+class StateSaveError extends Error {}
 type Send = (m: (NodeMessage | null)[]) => void;
 
 /** How long to wait for a msg.tick before giving up on the rest of a result. */
@@ -46,7 +50,14 @@ export = function register(RED: NodeAPI): void {
       spool: useTick,
       saveDir: saveDir && !path.isAbsolute(saveDir) ? path.join(path.dirname(stateFileDir(RED)), saveDir) : saveDir || null,
       attachMaxBytes: Math.round(prop.number('attachKb', 0, { min: 0 }) * 1024),
+      stagingTag: node.id,
     };
+    // what a kill of this node left half-downloaded in the recordings folder goes now (none can be in use;
+    // fetches wait for it, so it never meets a new download)
+    const cleaned: Promise<unknown> = !settings.saveDir ? Promise.resolve() : removeStaleStaging(settings.saveDir, node.id).then(
+        (n) => { if (n > 0) node.log(RED._('comx-cdr-fetch.log.staging', { count: n, dir: settings.saveDir! })); },
+        (err: Error) => node.warn(RED._('comx-cdr-fetch.log.stagingFailed', { dir: settings.saveDir!, error: err.message })),
+      );
     const syncOpts = {
       ...DEFAULT_SYNC,
       overlapMs: prop.number('overlapMin', 240, { min: 0 }) * 60_000,
@@ -103,7 +114,8 @@ export = function register(RED: NodeAPI): void {
       const job = msg.reset || msg.cursor !== undefined ? () => control(msg) : () => fetch(msg, send);
       queue = queue.then(job).then(() => done(), (err: unknown) => {
         const e = explain(err);
-        if (!(err instanceof CursorLostError || err instanceof ConfigProblem)) status.set({ fill: 'red', shape: 'ring', text: e.message.slice(0, 32) }, true);
+        // the status names what happened in a few words; the whole reason goes to the log and Catch
+        if (!(err instanceof CursorLostError || err instanceof ConfigProblem)) status.set({ fill: 'red', shape: 'ring', text: shortReason(err) }, true);
         done(e);
       });
     });
@@ -121,6 +133,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     async function fetch(msg: Msg, send: Send): Promise<void> {
+      await cleaned;
       gate.running(true);
       try {
         const { client, zone, host } = pbx.get();
@@ -153,7 +166,16 @@ export = function register(RED: NodeAPI): void {
           send([null, { ...base(), ...out }]);
           await breathe();
         },
-        record: (entry) => state.record(entry),
+        record: (entry) => {
+          // a change that cannot be saved fails the run: a cursor that is not on disk is not a success
+          const failed = (err: unknown) => new StateSaveError(RED._('comx-cdr-fetch.errors.stateSave', { where: state.where, error: (err as Error)?.message ?? String(err) }));
+          try {
+            const saved = state.record(entry);
+            return saved ? saved.catch((err: unknown) => { throw failed(err); }) : saved;
+          } catch (err) {
+            throw failed(err);
+          }
+        },
         progress: (p) => status.set(progressStatus(p), p.phase === 'requesting' || p.phase === 'retrying'),
         warn: (w) => node.warn(warningText(w)),
       };
@@ -183,9 +205,18 @@ export = function register(RED: NodeAPI): void {
       return RED._('comx-cdr-fetch.warnings.malformed', { count: w.count, lines });
     }
 
+    /** A few words for the status, short phrase first (the whole reason is in the error). */
+    function shortReason(err: unknown): string {
+      const at = new Date().toTimeString().slice(0, 5);
+      if (err instanceof StateSaveError) return `${RED._('comx-cdr-fetch.status.failed.state')} · ${at}`;
+      const failure = closing ? null : describeFailure(err);
+      const phrase = failure ? RED._(`comx-cdr-fetch.status.failed.${failure.key}`, failure.vars) : RED._('comx-cdr-fetch.status.failed.other');
+      return `${phrase} · ${at}`;
+    }
+
     /** Turns low-level failures into the messages a user can act on. */
     function explain(err: unknown): Error {
-      if (err instanceof ConfigProblem || err instanceof CursorLostError) return err;
+      if (err instanceof ConfigProblem || err instanceof CursorLostError || err instanceof StateSaveError) return err;
       if (closing) return new Error(RED._('comx-cdr-fetch.errors.closed'));
       const failure = describeFailure(err);
       if (failure) return new Error(RED._(`comx-cdr-fetch.errors.${failure.key}`, failure.vars));

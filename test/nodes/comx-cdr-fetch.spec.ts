@@ -253,7 +253,7 @@ describe('comx-cdr-fetch node', function () {
       const got = collect(helper.getNode('caught'), 1);
       helper.getNode('f').receive({});
       const [err] = await got;
-      assert.match(err.error.message, /zip could not be read|could not be reached/, fault);
+      assert.match(err.error.message, /zip could not be read|broke while its answer was read/, fault);
     }
     assert.deepEqual(out, []);
     assert.deepEqual(fs.existsSync(saveDir) ? fs.readdirSync(saveDir) : [], []);
@@ -669,6 +669,96 @@ describe('comx-cdr-fetch node', function () {
       await waitFor(() => sim.requests.length === 3 && onDisk(afterRun).cursorMs === T0 + 3 * HOUR + 8 * MIN, 'the next window committed');
       assert.equal(startOf(sim.requests[2]), '202601050858', 'the journalled cursor (12:58 at the PBX) − 4 h overlap');
       assert.deepEqual(extra, [], 'nothing twice');
+    });
+  });
+
+  describe('what a user is told, and what a stop leaves behind', () => {
+    const statusTexts = () => ((helper.getNode('f') as any).status.getCalls() as any[]).map((c) => c.args[0]?.text).filter(Boolean) as string[];
+
+    it('a 404 is asked once and reads as a 404, not "after the retries"; a 500 says how many times it came', async () => {
+      await load(flow(sim, { mode: 'range', format: 'txt' }, { url: `${sim.url}/gui` }));
+      let got = collect(helper.getNode('caught'), 1);
+      helper.getNode('f').receive({});
+      let [err] = await got;
+      assert.equal(sim.requests.length, 1, 'not asked again');
+      assert.match(err.error.message, /answered HTTP 404/);
+      assert.doesNotMatch(err.error.message, /retr|times/);
+      await helper.unload();
+      sim.requests = [];
+      await load(flow(sim, { mode: 'range', format: 'txt' }));
+      sim.faults.fail500 = 10;
+      got = collect(helper.getNode('caught'), 1);
+      helper.getNode('f').receive({});
+      [err] = await got;
+      assert.match(err.error.message, /HTTP 500, 3 times in a row/);
+    });
+
+    it('a connection that breaks after CDRs went out says so, with how many went out', async () => {
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+      const out: any[] = [];
+      helper.getNode('out').on('input', (m: any) => out.push(m));
+      sim.faults.resetMidTxt = 1;
+      const got = collect(helper.getNode('caught'), 1);
+      helper.getNode('f').receive({});
+      const [err] = await got;
+      assert.ok(out.length > 0, 'part of the index was sent on before the break');
+      assert.match(err.error.message, new RegExp(`broke while its answer was read, after ${out.length} CDR\\(s\\) had been sent on`));
+      assert.doesNotMatch(err.error.message, /could not be reached/);
+    });
+
+    it('the status names the failure in full, short phrase first (not cut at 32 characters)', async () => {
+      await load(flow(sim, { mode: 'range', format: 'txt' }), creds('wrong'));
+      const got = collect(helper.getNode('caught'), 1);
+      helper.getNode('f').receive({});
+      await got;
+      await settle(20);
+      const last = statusTexts().pop()!;
+      assert.match(last, /^login refused \(HTTP 401\) · \d\d:\d\d$/);
+    });
+
+    it('a run whose cursor cannot be saved is not a success: Catch, red status, and the window is fetched again', async () => {
+      // a file where the state folder should be: every save fails
+      fs.writeFileSync(path.join(userDir, 'cdrflow-state'), 'not a folder');
+      await load(flow(sim, { mode: 'incremental', format: 'txt', firstHours: 4 }));
+      const out: any[] = [];
+      helper.getNode('out').on('input', (m: any) => out.push(m));
+      const got = collect(helper.getNode('caught'), 1);
+      helper.getNode('f').receive({});
+      const [err] = await got;
+      assert.match(err.error.message, /could not be saved/);
+      assert.ok(out.length < 12, 'the run stopped at the first change it could not save');
+      await settle(20);
+      assert.match(statusTexts().pop()!, /^cursor not saved/);
+      fs.rmSync(path.join(userDir, 'cdrflow-state'));
+      helper.getNode('f').receive({});
+      await waitFor(() => out.length === 12, 'the rest of the window');
+      await settle(100);
+      assert.equal(new Set(out.map((m) => m.payload.uniqueId)).size, 12, 'every CDR once');
+      const starts = sim.requests.map((r) => new URLSearchParams(r.split('?')[1]).get('start'));
+      assert.equal(starts[0], starts[1], 'the same window again: the cursor had not moved');
+    });
+
+    it('at start, removes what a kill of this node left half-downloaded in its folder, and nothing of other nodes', async () => {
+      fs.mkdirSync(saveDir, { recursive: true });
+      const mine = path.join(saveDir, '.comx-partial-f-0123456789ab');
+      const other = path.join(saveDir, '.comx-partial-g-0123456789ab');
+      const oldUntagged = path.join(saveDir, '.comx-partial-aaaaaaaaaaaa');
+      const freshUntagged = path.join(saveDir, '.comx-partial-bbbbbbbbbbbb');
+      for (const d of [mine, other, oldUntagged, freshUntagged]) {
+        fs.mkdirSync(d);
+        fs.writeFileSync(path.join(d, 'answer.zip'), Buffer.alloc(1000));
+      }
+      const twoHoursAgo = (Date.now() - 2 * HOUR) / 1000;
+      fs.utimesSync(oldUntagged, twoHoursAgo, twoHoursAgo);
+      await load(flow(sim, { mode: 'incremental', format: 'ziprec', firstHours: 4, saveDir }));
+      const got = collect(helper.getNode('out'), 12);
+      helper.getNode('f').receive({});
+      await got;
+      assert.equal(fs.existsSync(mine), false, "this node's leftover is gone");
+      assert.equal(fs.existsSync(oldUntagged), false, 'an untagged one older than an hour is gone');
+      assert.equal(fs.existsSync(other), true, "another node's is left alone");
+      assert.equal(fs.existsSync(freshUntagged), true, 'a recent untagged one is left alone');
+      assert.ok(!fs.readdirSync(saveDir).some((n) => n.startsWith('.comx-partial-f-')), 'and the run left none of its own');
     });
   });
 });
