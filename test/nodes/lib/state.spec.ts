@@ -60,7 +60,7 @@ describe('nodes/lib/state in a runtime', () => {
         delete: () => Promise.resolve(), clean: () => Promise.resolve(),
       };
     };
-    helper.settings({ userDir: dir(), contextStorage: { default: { module: shared } } });
+    helper.settings({ userDir: dir(), contextStorage: { default: { module: shared } } } as any);
     try {
       // the test helper never loads settings.contextStorage itself: do it before the flows start
       await helper.load([async () => (helper as any)._context.load(), node] as any, flow('default'));
