@@ -4,6 +4,10 @@
  * on output 1 and the sync statistics (like the seed's cdr_sync_state) on output 2. The cursor moves
  * only after a window was fully paged and emitted. What changed (progress, cursor, new Report IDs) is
  * journalled after every page through nodeState; a lost cursor is never skipped past (CursorGuard).
+ * The time of the last new-window request is kept in that state too: after a restart the account's
+ * rate limiter (shared by every pull node on it) waits its minute from the latest one its nodes saved.
+ * A failed run's reason stays on the status (with the time of the next scheduled run) until a run
+ * succeeds.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { CdrClient, WebexApiError } from '../webex/client';
@@ -65,6 +69,10 @@ export = function register(RED: NodeAPI): void {
     let stopped = false;
     let halted: string | null = null;
     let startError: Error | null = null;
+    /** The last run failed (its error is on the status until a run succeeds). */
+    let failed = false;
+    /** When the timer last fired (or started), to tell the time of the next scheduled run. */
+    let lastTickAt = 0;
     const now = () => (config.problem === null ? config.get().clock : systemClock).now();
 
     if (config.problem === null) status.set({ fill: 'grey', shape: 'ring', text: RED._(`${TYPE}.status.waiting`) }, true);
@@ -96,6 +104,7 @@ export = function register(RED: NodeAPI): void {
           await state.record(change);
         },
         progress: ({ window, windowIndex, records }) => {
+          if (failed) return; // the last run's error stays on show until this one succeeds
           status.set({ fill: 'blue', shape: 'dot', text: RED._(`${TYPE}.status.fetching`, { window: windowIndex + 1, endpoint: window.endpoint.replace('cdr_', ''), records: count(records) }) });
         },
         warn: (text) => node.warn(text),
@@ -105,6 +114,9 @@ export = function register(RED: NodeAPI): void {
       startError = err;
       node.error(RED._(`${TYPE}.errors.notReady`, { error: err.message }), { topic: 'error', payload: null, error: { message: err.message } } as NodeMessage);
     });
+    // the account's limiter holds every initial request (of any node on it) until this state was read:
+    // none may go out before the time of the last one before a restart is known
+    if (state) config.get().limiter.whileRestoring(ready);
 
     /**
      * After a state that could not be used: resume from the cursor the journal or the damaged state
@@ -165,18 +177,43 @@ export = function register(RED: NodeAPI): void {
       return e instanceof WebexApiError && e.fatal;
     }
 
+    /** An error in a few words for the status: its message without URLs (they carry the query and the org id). */
+    function reasonOf(err: unknown): string {
+      const text = ((err as Error)?.message ?? String(err)).replace(/\s*\b(?:from|to)\s+https?:\/\/\S+/g, '').replace(/https?:\/\/\S+/g, '…').trim();
+      return text.length > 60 ? `${text.slice(0, 59)}…` : text;
+    }
+
+    /** The next run the timer will start (UTC hh:mm), or null without a timer. */
+    function nextRunAt(): string | null {
+      if (!timer || intervalMs <= 0) return null;
+      const t = now();
+      const at = lastTickAt + (Math.floor(Math.max(0, t - lastTickAt) / intervalMs) + 1) * intervalMs;
+      return new Date(at).toISOString().slice(11, 16);
+    }
+
     function showDone(stats: RunStats): void {
       const at = stats.lastSuccess ? stats.lastSuccess.slice(11, 16) : '';
       const pending = stats.backfillPending ? ` · ${RED._(`${TYPE}.status.backfill`)}` : '';
       status.set({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { records: count(stats.records), at }) + pending }, true);
     }
 
+    /**
+     * A failed run: red with the reason, or, when the timer will try again, yellow "retry at hh:mm:
+     * reason". It stays until a run succeeds (progress is not shown meanwhile).
+     */
     function showError(err: unknown): void {
+      failed = true;
       const type = errorType(err);
+      const reason = reasonOf(err);
+      const retryAt = fatal(err) ? null : nextRunAt();
+      if (retryAt) {
+        status.set({ fill: 'yellow', shape: 'ring', text: RED._(`${TYPE}.status.retryAt`, { at: retryAt, error: reason }) }, true);
+        return;
+      }
       const text = type === 'reauthorize' ? RED._(`${TYPE}.status.reauthorize`)
         : type === 'config' ? RED._(`${TYPE}.status.forbidden`)
           : type === 'noCredentials' || type === 'accessTokenRejected' || type === 'badClient' ? RED._(`${TYPE}.status.badToken`)
-            : RED._(`${TYPE}.status.error`, { error: ((err as Error)?.message ?? String(err)).slice(0, 40) });
+            : RED._(`${TYPE}.status.error`, { error: reason });
       status.set({ fill: 'red', shape: 'ring', text }, true);
     }
 
@@ -198,17 +235,18 @@ export = function register(RED: NodeAPI): void {
         try {
           const stats = await sync.run(req, abort.signal);
           send([null, { ...(msg ? base() : {}), topic: 'cdr_sync_state', payload: stats }]);
+          failed = false;
           showDone(stats);
           return stats;
         } catch (err) {
           if (stopped) throw err;
           const stats = err instanceof SyncError ? err.stats : null;
           if (stats) send([null, { ...(msg ? base() : {}), topic: 'cdr_sync_state', payload: stats }]);
-          showError(err);
           if (fatal(err)) {
             halted = (err as Error).message;
             stopTimer();
           }
+          showError(err);
           throw err;
         } finally {
           busy = false;
@@ -226,6 +264,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     function tick(): void {
+      lastTickAt = now();
       if (busy || stopped || halted) return;
       runOnce({ mode: 'incremental' }, null, (m) => node.send(m), null).catch((err) => {
         if (stopped) return;
@@ -288,8 +327,8 @@ export = function register(RED: NodeAPI): void {
     if (intervalMs > 0 && config.problem === null) {
       ready.then(() => {
         if (stopped) return;
-        tick();
         timer = setInterval(tick, intervalMs);
+        tick();
       });
     }
 

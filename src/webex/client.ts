@@ -94,20 +94,35 @@ export interface RateLimits {
 }
 export const DEFAULT_LIMITS: RateLimits = { initialIntervalMs: 61_000, pagesPerWindow: 10, pageWindowMs: 61_000 };
 
+export type RequestKind = 'initial' | 'page';
+
+/** How long initial requests wait at most for a state still being restored (a store that never answers). */
+const RESTORE_WAIT_MS = 10_000;
+
+/**
+ * The two budgets of one token, kept apart: initial requests (one per `initialIntervalMs`) and page
+ * requests (`pagesPerWindow` per rolling `pageWindowMs`). Each budget serves its callers in order, and
+ * neither waits for the other: a page whose budget is free goes out while a new window waits for its
+ * minute. Retry-After (pause) holds both.
+ */
 export class RateLimiter {
   private lastInitial = -Infinity;
   private pages: number[] = [];
   private pausedUntil = 0;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly queues: Record<RequestKind, Promise<unknown>> = { initial: Promise.resolve(), page: Promise.resolve() };
+  private readonly restoring = new Set<Promise<void>>();
   /** Requests booked so far (tests match it against what reached the server). */
   booked = 0;
 
   constructor(private readonly clock: Clock = systemClock, private readonly limits: RateLimits = DEFAULT_LIMITS) {}
 
-  /** Waits until a request of this kind fits the budget, then books it. Callers are served in order. */
-  take(kind: 'initial' | 'page', signal?: AbortSignal): Promise<void> {
-    const turn = this.queue.then(() => this.wait(kind, signal));
-    this.queue = turn.catch(() => undefined);
+  /**
+   * Waits until a request of this kind fits its budget, then books it; resolves with the time it was
+   * booked at. Callers of one kind are served in order.
+   */
+  take(kind: RequestKind, signal?: AbortSignal): Promise<number> {
+    const turn = this.queues[kind].then(() => this.wait(kind, signal));
+    this.queues[kind] = turn.catch(() => undefined);
     return turn;
   }
 
@@ -116,8 +131,41 @@ export class RateLimiter {
     this.pausedUntil = Math.max(this.pausedUntil, untilMs);
   }
 
-  private async wait(kind: 'initial' | 'page', signal?: AbortSignal): Promise<void> {
+  /**
+   * An initial request sent at `at` before a restart (kept in a pull node's saved state): the next one
+   * waits its interval from there. Of several restored times (nodes sharing the token) the latest counts;
+   * one in the future (a clock set back) counts as now.
+   */
+  restoreInitial(at: number): void {
+    if (Number.isFinite(at)) this.lastInitial = Math.max(this.lastInitial, Math.min(at, this.clock.now()));
+  }
+
+  /**
+   * A state that may hold such a time is still being read: initial requests wait until it settled
+   * (at most RESTORE_WAIT_MS), so no node's first request beats a sibling's restored time.
+   */
+  whileRestoring(done: Promise<unknown>): void {
+    const p: Promise<void> = done.then(() => undefined, () => undefined).then(() => {
+      this.restoring.delete(p);
+    });
+    this.restoring.add(p);
+  }
+
+  private async restored(): Promise<void> {
+    if (this.restoring.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => {
+      timer = setTimeout(r, RESTORE_WAIT_MS);
+      timer.unref?.();
+    });
+    await Promise.race([Promise.all([...this.restoring]), bound]);
+    clearTimeout(timer);
+  }
+
+  private async wait(kind: RequestKind, signal?: AbortSignal): Promise<number> {
+    if (kind === 'initial') await this.restored();
     for (;;) {
+      if (signal?.aborted) throw signal.reason ?? new Error('aborted');
       const now = this.clock.now();
       let ready = this.pausedUntil;
       if (kind === 'initial') ready = Math.max(ready, this.lastInitial + this.limits.initialIntervalMs);
@@ -129,7 +177,7 @@ export class RateLimiter {
         if (kind === 'initial') this.lastInitial = now;
         else this.pages.push(now);
         this.booked++;
-        return;
+        return now;
       }
       await this.clock.sleep(ready - now, signal);
     }
@@ -221,9 +269,18 @@ export class CdrClient {
     return `${this.base}/v1/${q.endpoint}?${p.toString()}`;
   }
 
-  /** The first page of a window. */
-  firstPage(q: WindowQuery, signal?: AbortSignal): Promise<Page> {
-    return this.fetchPage(this.firstUrl(q), 'initial', signal);
+  /**
+   * The first page of a window. `q` may be a plan, called once with the time the initial request was
+   * booked (after any wait for the rate limit), so the window can end as late as that time allows;
+   * repeats of the request (429, 5xx…) send what the plan gave.
+   */
+  firstPage(q: WindowQuery | ((bookedAt: number) => WindowQuery), signal?: AbortSignal): Promise<Page> {
+    return this.fetchPage(typeof q === 'function' ? (at: number) => this.firstUrl(q(at)) : this.firstUrl(q), 'initial', signal);
+  }
+
+  /** An initial request made before a restart (saved state): the shared limiter waits its interval from it. */
+  restoreInitial(at: number): void {
+    this.opts.limiter.restoreInitial(at);
   }
 
   /** A following page: the Link URL exactly as the server gave it. */
@@ -241,8 +298,13 @@ export class CdrClient {
     }
   }
 
-  private async fetchPage(startUrl: string, kind: 'initial' | 'page', signal?: AbortSignal): Promise<Page> {
-    let url = startUrl;
+  /**
+   * One page, retried as documented. A page link (`kind` page) is sent exactly as the server gave it, on
+   * every try: the server refuses a cursor it did not issue (400). Only a first request may be rebuilt
+   * (a smaller `max` after a 504).
+   */
+  private async fetchPage(start: string | ((bookedAt: number) => string), kind: RequestKind, signal?: AbortSignal): Promise<Page> {
+    let url = typeof start === 'string' ? start : '';
     let token = await this.opts.tokens.getToken(signal);
     let calls = 0;
     let failures = 0;
@@ -254,7 +316,8 @@ export class CdrClient {
       if (signal?.aborted) throw signal.reason ?? new Error('aborted');
       // An initial request that is repeated (after a 429, 5xx…) is still the same query; only the
       // first send books the initial slot, repeats use the page budget so they cannot starve it.
-      await this.opts.limiter.take(kind === 'initial' && !booked ? 'initial' : 'page', signal);
+      const at = await this.opts.limiter.take(kind === 'initial' && !booked ? 'initial' : 'page', signal);
+      if (!booked && typeof start === 'function') url = start(at);
       booked = true;
       calls++;
       this.apiCalls++;
@@ -325,7 +388,8 @@ export class CdrClient {
       }
       if (status === 504 || status >= 500 || status === 408) {
         if (failures >= (this.opts.retries ?? 4)) throw new WebexApiError('server', `${status} from ${redact(url)} after ${failures + 1} tries${message ? `: ${message}` : ''}`, status, trackingId);
-        if (status === 504) url = smallerMax(url);
+        // a 504 on a first request: ask for fewer records; a page link is repeated as it was given
+        if (status === 504 && kind === 'initial') url = smallerMax(url);
         await this.backoff(++failures, status, message, signal);
         continue;
       }
@@ -347,7 +411,7 @@ export class CdrClient {
   }
 }
 
-/** 504: the docs suggest asking for fewer records; halves `max` (never below 500). */
+/** 504 on a first request: the docs suggest asking for fewer records; halves `max` (never below 500). Never for a page link. */
 export function smallerMax(url: string): string {
   const u = new URL(url);
   const cur = Number(u.searchParams.get('max') ?? MAX_MAX);

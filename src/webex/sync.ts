@@ -7,11 +7,15 @@
  *   re-pull on cdr_feed: windows of at most 12 h ending at least `feedLagMs` ago, at most 30 days back;
  * - Report ID dedup (a BoundedMap, persisted) across overlaps and restarts;
  * - progress inside a window (the next-page URL) is saved after each emitted page, so a restart
- *   resumes where it stopped. What is saved is the change since the last save (a SyncChange: the
- *   fields that moved and the Report IDs added), never the whole state, and nothing when nothing
- *   changed; the whole state (snapshot()) is plain JSON.
+ *   resumes where it stopped;
+ * - a new window's end is decided when its first request is booked, after any wait for the rate limit
+ *   (so the wait does not leave a minute behind), and that time is kept with the cursor: after a
+ *   restart the limiter waits its minute from it.
+ * What is saved is the change since the last save (a SyncChange: the fields that moved and the Report
+ * IDs added), never the whole state, and nothing when nothing changed; the whole state (snapshot()) is
+ * plain JSON.
  */
-import { CdrClient, WebexApiError, type Endpoint, type Page } from './client';
+import { CdrClient, WebexApiError, type Endpoint, type Page, type WindowQuery } from './client';
 import { systemClock, type Clock } from './clock';
 import { recordKey, type RawCdr } from './records';
 import { BoundedMap } from '../common/bounded-map';
@@ -83,6 +87,11 @@ export interface SyncState {
   seen: string[];
   lastSuccess: string | null;
   lastError: string | null;
+  /**
+   * When the last initial request (a new window) was booked (ISO UTC); the next one waits the API's
+   * interval from it, across restarts. Absent until the first request (states saved by 0.1.0 lack it).
+   */
+  lastInitial?: string | null;
 }
 
 /**
@@ -96,6 +105,7 @@ export interface SyncChange {
   seen?: string[];
   lastSuccess?: string | null;
   lastError?: string | null;
+  lastInitial?: string | null;
 }
 
 type Field = Exclude<keyof SyncChange, 'seen'>;
@@ -152,6 +162,10 @@ function apply(state: SyncState, seen: BoundedMap<string, true>, v: Record<strin
       case 'seen':
         expectShape(Array.isArray(x) && x.every((s) => typeof s === 'string'), `${where}: seen is not a list of Report IDs`);
         for (const key of x as string[]) seen.set(key, true, 0);
+        break;
+      case 'lastInitial':
+        expectShape(x === null || isTime(x), `${bad} is not a time`);
+        state.lastInitial = x as string | null;
         break;
       case 'lastSuccess':
       case 'lastError':
@@ -262,6 +276,8 @@ export class CdrSync {
     this.settings = { ...DEFAULT_SETTINGS, ...settings };
     ({ state: this.state, seen: this.seen } = restoreParts(state, [], this.settings.dedupCapacity));
     this.clock = clock;
+    // the API's minute between initial requests runs on from the one before a restart
+    if (this.state.lastInitial) client.restoreInitial(Date.parse(this.state.lastInitial));
   }
 
   snapshot(): SyncState {
@@ -341,7 +357,7 @@ export class CdrSync {
           this.state.current = null;
           this.mark('current');
         }
-        if (this.state.current) await this.runWindow(this.state.current, stats, signal);
+        if (this.state.current) await this.runWindow(this.state.current, stats, signal, this.latestEnd(this.state.current));
         await this.incremental(stats, signal);
         await this.backfill(stats, signal);
       }
@@ -438,9 +454,12 @@ export class CdrSync {
       }
       if (until - cursor < 1000) return;
       const start = Math.max(cursor - s.overlapMs, earliest);
+      // `until` (the run's start) only decides whether a window is due; its end is decided when its
+      // request goes out, after any wait for the rate limit
       const end = Math.min(start + s.streamWindowMs, until);
       if (end <= cursor) return;
-      await this.runWindow(this.newWindow('cdr_stream', 'incremental', start, end), stats, signal);
+      const w = this.newWindow('cdr_stream', 'incremental', start, end);
+      await this.runWindow(w, stats, signal, this.latestEnd(w));
     }
   }
 
@@ -463,7 +482,8 @@ export class CdrSync {
       }
       if (limit - from < 1000) return; // the rest is too recent for cdr_feed yet
       const end = Math.min(from + s.feedWindowMs, limit);
-      if (await this.feedWindowRefused(() => this.runWindow(this.newWindow('cdr_feed', 'backfill', from, end), stats, signal), from, stats)) continue;
+      const w = this.newWindow('cdr_feed', 'backfill', from, end);
+      if (await this.feedWindowRefused(() => this.runWindow(w, stats, signal, this.latestEnd(w)), from, stats)) continue;
     }
   }
 
@@ -507,6 +527,18 @@ export class CdrSync {
     }
   }
 
+  /**
+   * For a window not yet requested: the latest end the API allows at the time `at` its request is
+   * booked (stream: the lag; a backfill: also its range). A re-pull keeps the range it was given.
+   */
+  private latestEnd(w: WindowProgress): ((at: number) => number) | undefined {
+    const s = this.settings;
+    if (w.purpose === 'incremental') return (at) => at - s.streamLagMs;
+    if (w.purpose !== 'backfill') return undefined;
+    const to = this.state.backfill ? Date.parse(this.state.backfill.to) : Date.parse(w.end);
+    return (at) => Math.min(to, at - s.feedLagMs);
+  }
+
   private newWindow(endpoint: Endpoint, purpose: WindowProgress['purpose'], start: number, end: number): WindowProgress {
     return { endpoint, purpose, start: new Date(start).toISOString(), end: new Date(end).toISOString(), next: null, pages: 0, records: 0, duplicates: 0 };
   }
@@ -516,9 +548,9 @@ export class CdrSync {
    * ours), the end is pulled back by another lag and the request sent once more (specs/webex.md §3).
    * The start never moves, so nothing is skipped: the next window covers what the shorter one left.
    */
-  private async firstPageClamped(w: WindowProgress, q: { endpoint: Endpoint; start: number; end: number; max: number; locations?: string }, stats: RunStats, signal?: AbortSignal): Promise<Page> {
+  private async firstPageClamped(w: WindowProgress, q: WindowQuery, plan: (at: number) => WindowQuery, stats: RunStats, signal?: AbortSignal): Promise<Page> {
     try {
-      return await this.client.firstPage(q, signal);
+      return await this.client.firstPage(plan, signal);
     } catch (err) {
       if (!(err instanceof WebexApiError) || err.status !== 400) throw err;
       const lag = w.endpoint === 'cdr_stream' ? this.settings.streamLagMs : this.settings.feedLagMs;
@@ -527,13 +559,35 @@ export class CdrSync {
       this.warn(stats, `${w.endpoint} refused ${w.start}…${w.end} (${err.message}): retrying once with the end at ${new Date(end).toISOString()}`);
       w.end = new Date(end).toISOString();
       q.end = end;
-      return await this.client.firstPage(q, signal);
+      return await this.client.firstPage(this.booking(q), signal);
     }
   }
 
-  /** Pages one window to the end; saves progress after every page and the cursor after the last. */
-  private async runWindow(w: WindowProgress, stats: RunStats, signal?: AbortSignal): Promise<void> {
-    const q = { endpoint: w.endpoint, start: Date.parse(w.start), end: Date.parse(w.end), max: this.settings.max, locations: this.settings.locations };
+  /** A first-page plan that keeps `q` as it is and notes when its request was booked. */
+  private booking(q: WindowQuery): (at: number) => WindowQuery {
+    return (at) => {
+      this.state.lastInitial = new Date(at).toISOString();
+      this.mark('lastInitial');
+      return { ...q };
+    };
+  }
+
+  /**
+   * Pages one window to the end; saves progress after every page and the cursor after the last. A new
+   * window given `latest` (the latest end the API allows at a time) gets its end when its first request
+   * is booked: as far as `latest` then allows, within the window length, never earlier than planned.
+   */
+  private async runWindow(w: WindowProgress, stats: RunStats, signal?: AbortSignal, latest?: (at: number) => number): Promise<void> {
+    const q: WindowQuery = { endpoint: w.endpoint, start: Date.parse(w.start), end: Date.parse(w.end), max: this.settings.max, locations: this.settings.locations };
+    const booked = this.booking(q);
+    const plan = (at: number): WindowQuery => {
+      if (latest) {
+        const length = w.endpoint === 'cdr_stream' ? this.settings.streamWindowMs : this.settings.feedWindowMs;
+        q.end = Math.max(q.end, Math.min(q.start + length, latest(at)));
+        w.end = new Date(q.end).toISOString();
+      }
+      return booked(at);
+    };
     const tracked = w.purpose !== 'repull';
     if (tracked) {
       this.state.current = w;
@@ -543,13 +597,13 @@ export class CdrSync {
     this.hooks.progress?.({ window: w, windowIndex, records: stats.records });
     let page: Page;
     try {
-      page = w.next ? await this.client.nextPage(w.next, signal) : await this.firstPageClamped(w, q, stats, signal);
+      page = w.next ? await this.client.nextPage(w.next, signal) : await this.firstPageClamped(w, q, plan, stats, signal);
     } catch (err) {
       // A saved next-page URL the server no longer accepts: start the window again (dedup drops what was sent).
       if (!w.next || !(err instanceof WebexApiError) || (err.kind !== 'request' && err.kind !== 'notFound')) throw err;
       this.warn(stats, `could not resume ${w.endpoint} ${w.start}…${w.end} from its saved page (${err.message}): fetching the window again`);
       w.next = null;
-      page = await this.client.firstPage(q, signal);
+      page = await this.client.firstPage(booked, signal);
     }
     for (;;) {
       const fresh: RawCdr[] = [];

@@ -162,7 +162,41 @@ describe('webex-cdr-pull node: saved state and a lost cursor', function () {
     assert.equal(got.stats[0].payload.streamCursor, iso(now0 - 2 * MIN));
   });
 
-  it('saves as it goes, writes nothing for a run that found nothing, and restores what it saved', async () => {
+  it('keeps the time of its last new window with the cursor: after a restart the account waits its minute from the latest any of its nodes saved', async () => {
+    rig.sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    const f = () => rig.withSecondPull(flow({ lookbackHours: 1 }));
+    let got = await load(f());
+    // pull2 opens a window first, pull one a minute later
+    helper.getNode('pull2').receive({});
+    await until(() => got.stats2.length === 1);
+    helper.getNode('pull').receive({});
+    await until(() => got.stats.length === 1);
+    const [older, newer] = rig.sim.log.filter((l) => l.kind === 'initial').map((l) => l.at);
+    assert.equal(newer, older + 61_000);
+    await helper.unload();
+    const saved = (id: string) => {
+      const file = path.join(rig.stateDir(), `webex-cdr-pull-${id}.json`);
+      return JSON.parse(fs.readFileSync(file, 'utf8')).lastInitial;
+    };
+    assert.deepEqual([saved('pull2'), saved('pull')], [iso(older), iso(newer)], 'saved with the cursor');
+    // pull's state takes longer to read (a long dedup list): pull2 is ready first and must still wait for it
+    const file = path.join(rig.stateDir(), 'webex-cdr-pull-pull.json');
+    const big = JSON.parse(fs.readFileSync(file, 'utf8'));
+    big.seen = [...Array.from({ length: 200_000 }, (_, i) => `old-${i}`), ...big.seen];
+    fs.writeFileSync(file, JSON.stringify(big));
+    // back 10 s later: pull2 (whose own last window is the older one) wants a new window first
+    rig.clock.advance(10_000);
+    got = await load(f());
+    helper.getNode('pull2').receive({});
+    await until(() => got.stats2.length === 1);
+    assert.equal(got.stats2[0].payload.ok, true);
+    const after = rig.sim.log.filter((l) => l.kind === 'initial').slice(2);
+    assert.equal(after[0].status, 200);
+    assert.equal(after[0].at, newer + 61_000, 'a minute after the newest window of any node on the account');
+    assert.equal(rig.sim.rateViolations, 0, 'no 429');
+  });
+
+  it('saves as it goes, writes nothing for a run that sent nothing, only the request time for one that found nothing, and restores what it saved', async () => {
     rig.sim.generate(1100, now0 - 3 * H, now0 - 3 * MIN);
     const got = await load(flow({ lookbackHours: 4 }));
     const pull = helper.getNode('pull');
@@ -171,15 +205,28 @@ describe('webex-cdr-pull node: saved state and a lost cursor', function () {
     await settle(50);
     const files = () => fs.readdirSync(rig.stateDir()).filter((f) => f.startsWith('webex-cdr-pull-pull.json'))
       .map((f) => [f, fs.statSync(path.join(rig.stateDir(), f)).size, fs.statSync(path.join(rig.stateDir(), f)).mtimeMs]);
+    const journal = () => fs.readFileSync(`${stateFile()}.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const before = files();
     assert.ok(before.length > 0, 'the run was saved');
-    // a re-pull of a range without records changes nothing
-    pull.receive({ mode: 'repull', from: now0 - 20 * H, to: now0 - 19 * H });
+    // an incremental run with no window due yet sends nothing and writes nothing
+    pull.receive({});
     await until(() => got.stats.length === 2);
     await settle(50);
-    assert.equal(got.stats[1].payload.ok, true);
-    assert.equal(got.stats[1].payload.records, 0);
+    assert.equal(got.stats[1].payload.apiCalls, 0);
     assert.deepEqual(files(), before, 'nothing written');
+    // a re-pull of a range without records writes only the time of its request (short journal lines)
+    const lines = journal().length;
+    pull.receive({ mode: 'repull', from: now0 - 20 * H, to: now0 - 19 * H });
+    await until(() => got.stats.length === 3);
+    await settle(50);
+    assert.equal(got.stats[2].payload.ok, true);
+    assert.equal(got.stats[2].payload.records, 0);
+    const feed = cdrRequests().filter((l) => l.path === '/v1/cdr_feed');
+    assert.equal(feed.length, 1);
+    assert.deepEqual(files().filter(([f]) => !String(f).endsWith('.log')), before.filter(([f]) => !String(f).endsWith('.log')), 'no snapshot written');
+    const added = journal().slice(lines);
+    assert.ok(added.length > 0 && added.length <= 2, JSON.stringify(added));
+    assert.deepEqual(Object.assign({}, ...added), { lastInitial: iso(feed[0].at), lastSuccess: got.stats[2].payload.lastSuccess });
     // what was saved restores to the same state after a restart: nothing is fetched twice
     await helper.unload();
     rig.clock.advance(5 * MIN);

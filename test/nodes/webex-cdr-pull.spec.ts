@@ -125,6 +125,31 @@ describe('webex-cdr-pull node', function () {
     assert.equal(rig.sim.refreshGrants, 1);
   });
 
+  it('after a failed run the status keeps the reason, with the time of the next run, until a run succeeds', async () => {
+    rig.sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    rig.sim.inject({ kind: 'initial', status: 503, times: 5 }); // the first try and its 4 retries
+    const got = await load(flow({ interval: 1, lookbackHours: 1 }));
+    await until(() => got.caught.length === 1);
+    await settle(20);
+    const pull = helper.getNode('pull');
+    const shown = () => (pull.status as any).getCalls().map((c: any) => c.args[0]);
+    const failed = shown().length;
+    // the run started at deploy (12:00 on the test clock) and failed within its retries (< 30 s): next run 12:01
+    assert.deepEqual(shown()[failed - 1], { fill: 'yellow', shape: 'ring', text: 'retry at 12:01 UTC: 503 after 5 tries: simulated 503' });
+    // a run by message waits a minute for the rate limit (the failed run booked a new window): meanwhile
+    // the status still says what went wrong, not "window 1 · 0"
+    await settle(1100); // past the status throttle: any new status would be shown at once
+    pull.receive({});
+    await until(() => got.stats.length === 2);
+    await settle(20);
+    assert.equal(got.stats[1].payload.ok, true);
+    const since = shown().slice(failed);
+    assert.deepEqual(since.filter((st: any) => st.fill !== 'yellow' && st.fill !== 'red').map((st: any) => st.fill), ['green'], JSON.stringify(since));
+    assert.equal(since[since.length - 1].fill, 'green');
+    const initials = rig.sim.log.filter((l) => l.kind === 'initial');
+    assert.ok(initials[initials.length - 1].at - initials[0].at >= 61_000, 'the second run waited for the limiter');
+  });
+
   it('runs on its own interval from deploy', async () => {
     rig.sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
     const got = await load(flow({ interval: 5, lookbackHours: 3 }));
@@ -158,20 +183,13 @@ describe('webex-cdr-pull node', function () {
 
   it('two pull nodes on one account share one refresh and one rate budget', async () => {
     rig.sim.generate(1200, now0 - 3 * H, now0 - 3 * MIN);
-    const f = flow({ lookbackHours: 4 });
-    f.push({ id: 'pull2', type: 'webex-cdr-pull', z: 'tab', x: 100, y: 400, account: 'acc', interval: 0, lookbackHours: 4, max: 500, wires: [['out2'], ['stats2']] } as any);
-    f.push({ id: 'out2', type: 'helper', z: 'tab', x: 300, y: 400 } as any, { id: 'stats2', type: 'helper', z: 'tab', x: 300, y: 450 } as any);
-    const got = await load(f);
-    const second: any[] = [];
-    const stats2: any[] = [];
-    helper.getNode('out2').on('input', (m: any) => second.push(m));
-    helper.getNode('stats2').on('input', (m: any) => stats2.push(m));
+    const got = await load(rig.withSecondPull(flow({ lookbackHours: 4 })));
     helper.getNode('pull').receive({});
     helper.getNode('pull2').receive({});
-    await until(() => got.stats.length === 1 && stats2.length === 1);
+    await until(() => got.stats.length === 1 && got.stats2.length === 1);
     await settle();
     exactlyOnce(got.records, expectedIds(now0 - 4 * H));
-    exactlyOnce(second, expectedIds(now0 - 4 * H));
+    exactlyOnce(got.records2, expectedIds(now0 - 4 * H));
     assert.equal(rig.sim.refreshGrants, 1, 'single-flight refresh across nodes');
     assert.equal(rig.sim.rateViolations, 0, 'one limiter per token: ' + JSON.stringify(rig.sim.log.filter((l) => l.kind !== 'token').map((l) => [l.kind[0], Math.round((l.at - now0) / 1000), l.status])));
   });

@@ -2,7 +2,9 @@
  * A Webex Calling CDR API on 127.0.0.1 (port 0), speaking the wire protocol of specs/webex.md:
  * the OAuth token endpoint (refresh grant, rotation, expired or revoked refresh tokens), cdr_feed and
  * cdr_stream with the documented window rules (400 on violations), max clamped to 500–5000, paging
- * through Link rel="next" with a server cursor, late-written records, the rate limit (429 with
+ * through Link rel="next" with a server cursor (a next-page request whose path and query are not, byte
+ * for byte, a link it issued is refused with 400, as the real server refuses a cursor it did not
+ * issue), late-written records, the rate limit (429 with
  * Retry-After), 451 naming the org's region, 404 "No CDRs…" for empty windows, 401 on expired access
  * tokens, and injectable faults (5xx bursts, 504, 423, hangs). Records are built from the real ones in
  * test/fixtures/shared/webex/. Time comes from a Clock, so tests run hours of API time in milliseconds.
@@ -77,6 +79,8 @@ export interface RequestLog {
   region: string;
   method: string;
   path: string;
+  /** Path and query exactly as requested. */
+  url: string;
   query: Record<string, string>;
   status: number;
   kind: 'initial' | 'page' | 'token';
@@ -132,6 +136,10 @@ export class WebexApiSim {
   hungClosed = 0;
   /** CDR requests (initial and page) that have arrived, counted as they arrive. */
   cdrArrivals = 0;
+  /** Next-page requests refused because their URL was not one the simulator issued (a correct client causes none). */
+  unknownLinks = 0;
+  /** Path and query of every next-page link issued, exactly as sent in the Link header. */
+  private issuedLinks = new Set<string>();
   private servers = new Map<string, http.Server>();
   private urls = new Map<string, string>();
   private access = new Map<string, number>();
@@ -258,7 +266,7 @@ export class WebexApiSim {
     req.on('end', () => {
       const u = new URL(req.url ?? '/', 'http://x');
       const query = Object.fromEntries(u.searchParams.entries());
-      const entry: RequestLog = { at: this.clock.now(), region, method: req.method ?? '', path: u.pathname, query, status: 0, kind: 'initial', items: 0 };
+      const entry: RequestLog = { at: this.clock.now(), region, method: req.method ?? '', path: u.pathname, url: req.url ?? '', query, status: 0, kind: 'initial', items: 0 };
       const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
         entry.status = status;
         this.log.push(entry);
@@ -277,6 +285,12 @@ export class WebexApiSim {
       const endpoint = m[1] as 'cdr_stream' | 'cdr_feed';
       this.cdrArrivals++;
       entry.kind = query.startTimeForNextFetch ? 'page' : 'initial';
+      if (entry.kind === 'page' && !this.issuedLinks.has(req.url ?? '')) {
+        // a rebuilt or edited cursor link (another max, other encoding, reordered parameters)
+        this.unknownLinks++;
+        const text = 'The pagination link is invalid: follow the Link header as given';
+        return send(400, { message: text, errors: [{ description: text }], trackingId: 'SIM' });
+      }
       const fault = this.takeFault(endpoint, entry.kind);
       if (fault) {
         if (fault.hang) {
@@ -338,11 +352,16 @@ export class WebexApiSim {
       const headers: Record<string, string> = {};
       if (rest.length > max) {
         const last = page[page.length - 1];
-        const p = new URLSearchParams({
+        // written as the docs' example shows it: times with literal ':' (a client that re-encodes them
+        // to %3A sends a link the server did not issue)
+        const enc = (v: string) => encodeURIComponent(v).replace(/%3A/gi, ':');
+        const p = Object.entries({
           endTime: query.endTime, startTime: query.startTime, startTimeForNextFetch: new Date(t(last)).toISOString(),
           afterId: last.id, totalCount: String(matching.length), max: String(max), orgId: this.orgId,
-        });
-        const next = `${this.url(region)}/v1/${endpoint}?${p.toString()}`;
+        }).map(([k, v]) => `${k}=${enc(v)}`).join('&');
+        const pathAndQuery = `/v1/${endpoint}?${p}`;
+        this.issuedLinks.add(pathAndQuery);
+        const next = `${this.url(region)}${pathAndQuery}`;
         headers.link = this.opts.linkStyle === 'doc' ? `<<${next}>;rel="next">` : `<${next}>; rel="next"`;
       }
       send(200, { items: page.map((r) => r.raw) }, headers);

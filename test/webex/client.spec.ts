@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { CdrClient, RateLimiter, parseNextLink, baseUrlFor, clampMax, regionFromBody, smallerMax, WebexApiError, DEFAULT_LIMITS } from '../../src/webex/client';
 import { TokenManager } from '../../src/webex/oauth';
+import { request } from 'undici';
 import { createAgent } from '../../src/common/http';
 import { shared } from '../helpers/fixtures';
 import { WebexApiSim, VirtualClock } from '../simulators/webex-api';
@@ -59,6 +60,38 @@ describe('webex/client', () => {
       const before = clock.now();
       await lim.take('initial');
       assert.ok(clock.now() >= before + 30_000);
+    });
+
+    it('rate limiter: a page request does not queue behind an initial one waiting for its minute', async () => {
+      const clock = new VirtualClock(0);
+      const lim = new RateLimiter(clock, DEFAULT_LIMITS);
+      assert.equal(await lim.take('initial'), 0);
+      const initial = lim.take('initial');
+      const page = lim.take('page');
+      assert.equal(await page, 0, 'the page budget was free');
+      assert.equal(await initial, 61_000);
+      assert.equal(lim.booked, 3);
+    });
+
+    it('rate limiter: the next initial request waits its minute from the latest restored one, and for states still being read', async () => {
+      const clock = new VirtualClock(100_000);
+      const lim = new RateLimiter(clock, DEFAULT_LIMITS);
+      lim.restoreInitial(90_000);
+      lim.restoreInitial(70_000); // another node's older time changes nothing
+      let read!: () => void;
+      lim.whileRestoring(new Promise<void>((r) => (read = r)));
+      const first = lim.take('initial');
+      // a page does not wait for the restore
+      assert.equal(await lim.take('page'), 100_000);
+      setTimeout(() => {
+        lim.restoreInitial(95_000); // a node whose state was read later saved a newer time
+        read();
+      }, 20);
+      assert.equal(await first, 156_000);
+      const future = new RateLimiter(clock, DEFAULT_LIMITS);
+      const t = clock.now();
+      future.restoreInitial(t + 3_600_000); // a clock set back: counts as now
+      assert.equal(await future.take('initial'), t + 61_000);
     });
   });
 
@@ -167,6 +200,42 @@ describe('webex/client', () => {
       sim.inject({ status: 504, times: 2 });
       await client.firstPage(q({ max: 5000 }));
       assert.deepEqual(sim.log.filter((l) => l.kind === 'initial').map((l) => l.query.max), ['5000', '2500', '1250']);
+    });
+
+    it('a 504 on a page link repeats that link byte for byte (no smaller max, no re-encoding) and the window completes', async () => {
+      const { client } = await setup();
+      sim.generate(1500, now0 - 3 * H, now0 - 2 * H);
+      sim.inject({ status: 504, kind: 'page' });
+      const ids: string[] = [];
+      for await (const p of client.pages(q({ max: 1000 }))) ids.push(...p.items.map((r) => r['Report ID'] as string));
+      assert.equal(new Set(ids).size, 1500);
+      const pages = sim.log.filter((l) => l.kind === 'page');
+      assert.deepEqual(pages.map((l) => l.status), [504, 200]);
+      assert.equal(pages[0].url, pages[1].url, 'the same link again');
+      assert.match(pages[1].url, /startTimeForNextFetch=\d{4}-\d\d-\d\dT\d\d:\d\d:/, 'as issued: times with a literal ":"');
+      assert.equal(pages[1].query.max, '1000');
+      assert.equal(sim.unknownLinks, 0);
+    });
+
+    it('the simulator refuses (400) a next-page link it did not issue: re-encoded, another max, reordered', async () => {
+      const { client, tokens } = await setup();
+      sim.generate(700, now0 - 3 * H, now0 - 2 * H);
+      const next = (await client.firstPage(q({ max: 500 }))).next!;
+      const get = async (url: string) => {
+        const res = await request(url, { headers: { authorization: `Bearer ${await tokens.getToken()}` }, dispatcher: agent });
+        await res.body.text();
+        return res.statusCode;
+      };
+      const rebuilt = new URL(next);
+      rebuilt.searchParams.set('max', '500'); // same value, but URLSearchParams writes ':' as %3A
+      const other = new URL(next);
+      other.searchParams.set('max', '600');
+      const [first, ...rest] = new URL(next).search.slice(1).split('&');
+      const reordered = `${next.slice(0, next.indexOf('?'))}?${[...rest, first].join('&')}`;
+      assert.deepEqual([await get(rebuilt.toString()), await get(other.toString()), await get(reordered)], [400, 400, 400]);
+      assert.equal(sim.unknownLinks, 3);
+      assert.equal(await get(next), 200);
+      assert.equal(await get(next), 200, 'an issued link may be fetched again (a retry, a resume)');
     });
 
     it('a hanging request times out and is retried', async () => {

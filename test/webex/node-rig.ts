@@ -20,6 +20,9 @@ export interface Loaded {
   records: any[];
   stats: any[];
   caught: any[];
+  /** What a second pull node (withSecondPull) sent. */
+  records2: any[];
+  stats2: any[];
   red: any;
 }
 
@@ -35,6 +38,8 @@ export interface WebexRig {
   /** Loads the next flow with a `localfilesystem` context store named `file` (in userDir/context). */
   useContextStore(): void;
   flow(pull?: Record<string, unknown>, account?: Record<string, unknown>): any[];
+  /** Adds a second pull node `pull2` on the same account (outputs to `out2`, `stats2`). */
+  withSecondPull(f: any[], pull?: Record<string, unknown>): any[];
   creds(over?: Record<string, unknown>): Record<string, Record<string, unknown>>;
   load(f?: any[], c?: Record<string, unknown>): Promise<Loaded>;
   until(cond: () => boolean, ms?: number): Promise<void>;
@@ -69,6 +74,15 @@ export function useWebexRig(prefix = 'webex-pull-'): WebexRig {
         { id: 'caught', type: 'helper', z: 'tab', x: 300, y: 300 },
       ];
     },
+    withSecondPull(f: any[], pull: Record<string, unknown> = {}) {
+      const first = f.find((n) => n.id === 'pull');
+      return [
+        ...f,
+        { ...first, id: 'pull2', y: 400, wires: [['out2'], ['stats2']], ...pull },
+        { id: 'out2', type: 'helper', z: 'tab', x: 300, y: 400 },
+        { id: 'stats2', type: 'helper', z: 'tab', x: 300, y: 450 },
+      ];
+    },
     creds(over: Record<string, unknown> = {}) {
       return { acc: { clientId: rig.sim.clientId, clientSecret: rig.sim.clientSecret, refreshToken: rig.refreshToken, ...over } };
     },
@@ -87,10 +101,9 @@ export function useWebexRig(prefix = 'webex-pull-'): WebexRig {
         }
       }).filter(Boolean);
       rig.clock.settled = () => rig.sim.cdrArrivals >= limiters.reduce((sum: number, l: any) => sum + l.booked, 0);
-      const loaded: Loaded = { records: [], stats: [], caught: [], red: pull.red.RED };
-      helper.getNode('out')?.on('input', (m: any) => loaded.records.push(m));
-      helper.getNode('stats')?.on('input', (m: any) => loaded.stats.push(m));
-      helper.getNode('caught')?.on('input', (m: any) => loaded.caught.push(m));
+      const loaded: Loaded = { records: [], stats: [], caught: [], records2: [], stats2: [], red: pull.red.RED };
+      const lists: Record<string, any[]> = { out: loaded.records, stats: loaded.stats, caught: loaded.caught, out2: loaded.records2, stats2: loaded.stats2 };
+      for (const [id, list] of Object.entries(lists)) helper.getNode(id)?.on('input', (m: any) => list.push(m));
       return loaded;
     },
     async until(cond: () => boolean, ms = 10_000) {

@@ -30,18 +30,18 @@ describe('webex/sync', function () {
    * A sync engine with a store and an emitted-records ledger that outlive it (a node restart). The
    * store keeps what a journal would: the saved changes, as JSON, replayed by restoreState.
    */
-  function rig(settings: Partial<SyncSettings> = {}) {
-    const limiter = new RateLimiter(clock);
+  function rig(settings: Partial<SyncSettings> = {}, sharedLimiter?: RateLimiter) {
     const ledger = new Map<string, number>();
     const journal: SyncChange[] = [];
     const capacity = settings.dedupCapacity;
-    let emitHook: ((b: PageBatch) => void) | null = null;
+    let emitHook: ((b: PageBatch) => unknown) | null = null;
     let saveHook: ((s: SyncState) => void) | null = null;
+    let limiter = sharedLimiter ?? new RateLimiter(clock);
     const make = () => {
       const client = new CdrClient({ baseUrl: sim.url(), tokens, limiter, dispatcher: agent, clock, retryBaseMs: 1000, retries: 3 });
       return new CdrSync(client, restoreState(undefined, journal, capacity), {
-        emit: (b) => {
-          emitHook?.(b);
+        emit: async (b) => {
+          await emitHook?.(b);
           for (const r of b.items) ledger.set(recordKey(r), (ledger.get(recordKey(r)) ?? 0) + 1);
         },
         save: async (c) => {
@@ -54,10 +54,15 @@ describe('webex/sync', function () {
     return {
       ledger, make, journal,
       get state() { return restoreState(undefined, journal, capacity); },
-      onEmit(fn: ((b: PageBatch) => void) | null) { emitHook = fn; },
+      /** The account's limiter: engines made from then on use it (a new one is a new process). */
+      set limiter(l: RateLimiter) { limiter = l; },
+      onEmit(fn: ((b: PageBatch) => unknown) | null) { emitHook = fn; },
       onSave(fn: ((s: SyncState) => void) | null) { saveHook = fn; },
     };
   }
+
+  const iso = (t: number) => new Date(t).toISOString();
+  const initials = () => sim.log.filter((l) => l.kind === 'initial');
 
   /** Every record the API can serve by now (cdr_stream visibility) that was reported after `from`. */
   function expected(from: number, lagMs = 3 * MIN): string[] {
@@ -172,6 +177,104 @@ describe('webex/sync', function () {
     assert.ok(stats.ok);
     assert.equal(r.state.lastError, null);
     assertExactlyOnce(r.ledger, expected(now0 - 4 * H));
+  });
+
+  it('a 504 on a follow-up page is retried on the same link: the run succeeds', async () => {
+    sim.generate(2500, now0 - 3 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: 3 * H, max: 1000 });
+    sim.inject({ status: 504, kind: 'page', times: 2 });
+    const stats = await r.make().run();
+    assert.ok(stats.ok, stats.error);
+    assert.equal(sim.log.filter((l) => l.status === 504).length, 2);
+    assert.equal(sim.unknownLinks, 0);
+    assertExactlyOnce(r.ledger, expected(now0 - 3 * H));
+    noViolations();
+  });
+
+  it('one engine\'s next page does not wait behind another engine\'s new window on the same limiter', async () => {
+    sim.generate(2000, now0 - 80 * MIN, now0 - 3 * MIN);
+    const limiter = new RateLimiter(clock);
+    const a = rig({ lookbackMs: H }, limiter);
+    const b = rig({ lookbackMs: H }, limiter);
+    let sleepers = 0;
+    const sleep = clock.sleep.bind(clock);
+    clock.sleep = async (ms, signal) => {
+      sleepers++;
+      try {
+        return await sleep(ms, signal);
+      } finally {
+        sleepers--;
+      }
+    };
+    // time stands still (up to the clock's bound) until A's first page request reached the server
+    clock.settled = () => sim.log.some((l) => l.kind === 'page');
+    let bRun: Promise<unknown> | null = null;
+    a.onEmit(async (batch) => {
+      if (batch.page !== 1 || bRun) return;
+      // B wants a new window now: it waits for the initial budget while A goes on paging
+      bRun = b.make().run();
+      while (sleepers === 0) await new Promise((res) => setTimeout(res, 1));
+    });
+    const stats = await a.make().run();
+    await bRun;
+    const pages = sim.log.filter((l) => l.kind === 'page');
+    assert.ok(pages.length >= 2, `${pages.length} page requests`);
+    assert.equal(pages[0].at, now0, 'A\'s page went out while B waited for its minute');
+    assert.deepEqual(initials().map((l) => l.at - now0), [0, 61_000]);
+    assert.ok(stats.ok);
+    assertExactlyOnce(a.ledger, expected(now0 - H));
+    assertExactlyOnce(b.ledger, expected(now0 - H));
+    noViolations();
+  });
+
+  it('a new window that waited for the limiter ends where the wait ended, not where it began', async () => {
+    sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: H });
+    const sync = r.make();
+    await sync.run();
+    assert.equal(initials().length, 1);
+    clock.advance(20_000);
+    sim.generate(20, now0 - 2 * MIN, now0 + 20_000);
+    const stats = await sync.run();
+    const [first, second] = initials();
+    assert.equal(second.at, first.at + 61_000, 'it waited for the limiter');
+    assert.equal(second.query.endTime, iso(second.at - 2 * MIN), 'the end is the latest the time of sending allows');
+    assert.equal(stats.streamCursor, second.query.endTime);
+    assert.equal(initials().length, 2, 'no chase after now: one window');
+    assertExactlyOnce(r.ledger, expected(now0 - H));
+    noViolations();
+  });
+
+  it('a window whose first request failed is planned again when it is retried: one request, ending as late as then allowed', async () => {
+    sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: H });
+    sim.inject({ kind: 'initial', status: 503, times: 4 }); // the first try and its 3 retries
+    await assert.rejects(r.make().run(), SyncError);
+    const failedEnd = r.state.current!.end;
+    const stats = await r.make().run();
+    assert.ok(stats.ok);
+    const sent = initials().filter((l) => l.status === 200);
+    assert.equal(sent.length, 1, 'the retried window reaches to now: no second window');
+    assert.equal(sent[0].at, now0 + 61_000);
+    assert.equal(sent[0].query.endTime, iso(sent[0].at - 2 * MIN));
+    assert.ok(sent[0].query.endTime > failedEnd);
+    assertExactlyOnce(r.ledger, expected(now0 - H));
+  });
+
+  it('the last new-window time is kept with the cursor: after a restart the first new window waits its minute from it', async () => {
+    sim.generate(300, now0 - 2 * H, now0 - 3 * MIN);
+    const r = rig({ lookbackMs: H });
+    await r.make().run();
+    const [first] = initials();
+    assert.equal(r.state.lastInitial, iso(first.at));
+    // restarted 20 s later: a new process, a new limiter, the saved state
+    clock.advance(20_000);
+    r.limiter = new RateLimiter(clock);
+    const stats = await r.make().run();
+    assert.ok(stats.ok);
+    assert.equal(initials()[1].at, first.at + 61_000);
+    assert.equal(r.state.lastInitial, iso(first.at + 61_000));
+    noViolations();
   });
 
   it('an outage longer than the stream keeps data is filled from cdr_feed', async () => {
