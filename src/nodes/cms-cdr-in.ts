@@ -100,9 +100,10 @@ export = function register(RED: NodeAPI): void {
     // POSTs waiting for the flow's http response node, answered 503 on close.
     const awaitingFlow = new Map<any, NodeJS.Timeout>();
 
-    const fail = (res: any, code: number, reason: string, msg: NodeMessage, report: boolean) => {
+    /** Answers `code` with the reason; the status says in a few words what was refused, the log and Catch say why. */
+    const fail = (res: any, code: number, why: string, reason: string, msg: NodeMessage, report: boolean) => {
       answer(res, code, reason);
-      status.set({ fill: 'red', shape: 'ring', text: `${code}: ${reason}`.slice(0, 40) }, true);
+      status.set({ fill: 'red', shape: 'ring', text: `${code}: ${RED._(`cms-cdr-in.status.failed.${why}`)} · ${new Date().toTimeString().slice(0, 5)}` }, true);
       if (report) node.error(reason, msg);
     };
 
@@ -126,7 +127,7 @@ export = function register(RED: NodeAPI): void {
         .then(async (body) => {
           if (!loaded) await ready;
           if (closing) {
-            fail(res, 503, RED._('cms-cdr-in.errors.closing'), { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
+            fail(res, 503, 'closing', RED._('cms-cdr-in.errors.closing'), { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
             return;
           }
           let doc;
@@ -135,7 +136,7 @@ export = function register(RED: NodeAPI): void {
           } catch (err) {
             if (!(err instanceof CdrParseError)) throw err;
             const reason = RED._(`cms-cdr-in.errors.${err.code}`, { detail: err.message });
-            fail(res, 400, reason, { topic: 'error', payload: body.subarray(0, 2048).toString('utf8'), cms: meta } as NodeMessage, true);
+            fail(res, 400, err.code, reason, { topic: 'error', payload: body.subarray(0, 2048).toString('utf8'), cms: meta } as NodeMessage, true);
             return;
           }
           const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
@@ -161,7 +162,7 @@ export = function register(RED: NodeAPI): void {
             const timer = setTimeout(() => {
               awaitingFlow.delete(res);
               if (!res.headersSent) {
-                fail(res, 503, RED._('cms-cdr-in.errors.ackTimeout', { seconds: ackTimeoutMs / 1000 }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+                fail(res, 503, 'ackTimeout', RED._('cms-cdr-in.errors.ackTimeout', { seconds: ackTimeoutMs / 1000 }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
               }
             }, ackTimeoutMs);
             awaitingFlow.set(res, timer);
@@ -194,12 +195,12 @@ export = function register(RED: NodeAPI): void {
         .catch((err: Error) => {
           if (err instanceof BodyConsumedError) {
             // CMS posts XML; a JSON or form body parsed before this route is not a CDR document
-            fail(res, 415, RED._('cms-cdr-in.errors.consumed', { type: err.contentType }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+            fail(res, 415, 'consumed', RED._('cms-cdr-in.errors.consumed', { type: err.contentType }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else if (err instanceof BodyTooLargeError) {
-            fail(res, 413, RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+            fail(res, 413, 'tooLarge', RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else {
             // not delivered: 503 makes CMS send the records again
-            fail(res, 503, RED._('cms-cdr-in.errors.internal', { error: err.message }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+            fail(res, 503, 'internal', RED._('cms-cdr-in.errors.internal', { error: err.message }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           }
         });
     };

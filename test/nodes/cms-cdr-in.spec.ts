@@ -86,7 +86,7 @@ describe(`cms-cdr-in node, POSTs answered by its Express route`, () => {
     ['a truncated document', mividasPosts()[3].slice(0, 200), /malformed XML/],
     ['an empty body', '', /empty body/],
   ] as Array<[string, string, RegExp]>) {
-    it(`refuses ${name} with 400, emits nothing and reports to Catch`, async () => {
+    it(`refuses ${name} with 400, emits nothing and reports to Catch; the status stays short`, async () => {
       await helper.load(node, flow());
       const seen: any[] = [];
       helper.getNode('out').on('input', (m: any) => seen.push(m));
@@ -99,6 +99,9 @@ describe(`cms-cdr-in node, POSTs answered by its Express route`, () => {
       assert.equal(err.error.source.id, 'in');
       await settle();
       assert.equal(seen.length, 0);
+      // a few human words and the time; the parser's detail is in the log and Catch only
+      const last = ((helper.getNode('in') as any).status.getCalls() as any[]).map((c) => c.args[0].text).pop();
+      assert.match(last, /^400: (malformed XML|not a <records> document|DTD refused|empty body) · \d\d:\d\d$/);
     });
   }
 
