@@ -59,6 +59,19 @@ async function openNode(ed: Editor, id: string): Promise<void> {
       assert.equal(res.status(), 200, `${type} icon ${url} loads`);
       assert.match(res.headers()['content-type'] ?? '', /svg/);
     }
+    // one colour per source, and every label on one line (a wrapped label makes the node twice as tall)
+    const looks = await ed.page.evaluate((list) => list.map((type) => {
+      const el = document.querySelector(`.red-ui-palette-node[data-palette-type="${type}"]`) as HTMLElement;
+      return { type, color: getComputedStyle(el).backgroundColor, height: Math.round(el.getBoundingClientRect().height) };
+    }), flowTypes.map((t) => t.type));
+    // Node-RED's palette node is 30 px high with one line of label, 50 when the label wraps
+    for (const l of looks) assert.ok(l.height <= 32, `${l.type}: its palette label wraps (${l.height} px high)`);
+    const source = (t: string) => (t === 'cdr-normalize' ? 'normalize' : t.split('-')[0]);
+    const colours = new Map<string, Set<string>>();
+    for (const l of looks) colours.set(source(l.type), (colours.get(source(l.type)) ?? new Set()).add(l.color));
+    for (const [src, set] of colours) assert.equal(set.size, 1, `${src} nodes share one colour`);
+    const all = [...colours.values()].map((set) => [...set][0]);
+    assert.equal(new Set(all).size, all.length, `each source has its own colour: ${JSON.stringify([...colours].map(([k, v]) => [k, [...v]]))}`);
     const categoryId = await ed.page.locator(`.red-ui-palette-node[data-palette-type="${flowTypes[0].type}"]`).evaluate((el) => el.closest('.red-ui-palette-category')!.id);
     await ed.page.locator(`[id="${categoryId}"]`).scrollIntoViewIfNeeded();
     await ed.page.locator(`[id="${categoryId}"]`).screenshot({ path: path.join(shots, 'palette.png') });
