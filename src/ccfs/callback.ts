@@ -1,7 +1,8 @@
 /**
  * The callback CC-FS POSTs to callBackURL when a bill file is ready (specs/ccfs.md §4, §2.9): the body's
- * shape, signature verification with a replay cache, and duplicate detection by billFileName. The
- * state is bounded and serialisable, so it survives restarts.
+ * shape, signature verification with a replay cache, duplicate detection by billFileName, and the
+ * download jobs a receiver has accepted and not yet finished. The state is bounded and serialisable, so
+ * it survives restarts.
  */
 import { verify, type VerifyRequest, type VerifyResult, type VerifyFailure } from './auth';
 import { BILL_FILE_NAME_RE } from './client';
@@ -52,22 +53,45 @@ export function responseIdFromFileName(billFileName: string): string | null {
 }
 
 /**
- * What a receiver remembers: the bill files it delivered and the signatures it answered 200 for, each
- * list least recently set first (BoundedMap entries). Version 1 kept `[key, time]` pairs; it is still read.
+ * A bill file to download, parse and send on, accepted (answered 200) and not finished: `pending` until
+ * it is done (then it is a delivered file) or `failed` (kept, so a later callback for it is a duplicate).
  */
-export interface CallbackState {
-  version: 2;
-  delivered: BoundedEntry<string, true>[];
-  signatures: BoundedEntry<string, true>[];
+export interface BillJob {
+  file: string;
+  responseId: string | null;
+  accountId: string | null;
+  version: string | null;
+  state: 'pending' | 'failed';
+  /** Attempts that ended (a refused or unsigned one not counted). */
+  attempts: number;
+  /** When the callback was accepted (ms). */
+  since: number;
+  /** Why the last attempt failed. */
+  error?: string;
+  /** What the callback said about itself (verified, signedBy, signedAt, remoteAddress...), for the messages. */
+  meta: Record<string, unknown>;
 }
 
 /**
- * The journal entry for one 200 answer, written before the answer: `f` the bill file delivered, `s` the
- * signature accepted, `t` when (ms).
+ * What a receiver remembers: the bill files it delivered, the signatures it answered 200 for and the
+ * jobs it has not finished, each list least recently set first (BoundedMap entries). Version 1 kept
+ * `[key, time]` pairs and version 2 had no jobs; both are still read.
+ */
+export interface CallbackState {
+  version: 3;
+  delivered: BoundedEntry<string, true>[];
+  signatures: BoundedEntry<string, true>[];
+  jobs: BoundedEntry<string, BillJob>[];
+}
+
+/**
+ * The journal entry for one change, written before the answer it allows: `f` the bill file delivered
+ * (its job, if any, is over), `s` the signature accepted, `j` a job as it now is, `t` when (ms).
  */
 export interface GuardEntry {
   f?: string;
   s?: string;
+  j?: BillJob;
   t: number;
 }
 
@@ -79,6 +103,8 @@ export interface GuardOptions {
   /** The signature replay window: a signature is remembered for 2 × maxSkewMs (it is stale after that). */
   maxSkewMs: number;
   maxSignatures?: number;
+  /** How many unfinished and failed jobs to keep (oldest forgotten first); default 10,000. */
+  maxJobs?: number;
 }
 
 export type CheckResult =
@@ -93,23 +119,27 @@ export type CheckResult =
 export class CallbackGuard {
   private readonly delivered: BoundedMap<string, true>;
   private readonly signatures: BoundedMap<string, true>;
+  private readonly jobList: BoundedMap<string, BillJob>;
 
   constructor(private readonly opts: GuardOptions) {
-    this.delivered = new BoundedMap({ max: opts.maxFiles ?? 10_000, maxAgeMs: opts.fileTtlMs ?? 30 * 86_400_000 });
+    const fileTtl = opts.fileTtlMs ?? 30 * 86_400_000;
+    this.delivered = new BoundedMap({ max: opts.maxFiles ?? 10_000, maxAgeMs: fileTtl });
     this.signatures = new BoundedMap({ max: opts.maxSignatures ?? 10_000, maxAgeMs: 2 * opts.maxSkewMs });
+    this.jobList = new BoundedMap({ max: opts.maxJobs ?? 10_000, maxAgeMs: fileTtl });
   }
 
   /**
-   * The guard a saved state (version 1 or 2, or undefined) and the journal after it describe; throws
+   * The guard a saved state (version 1, 2 or 3, or undefined) and the journal after it describe; throws
    * StateShapeError on anything else.
    */
   static restore(saved: unknown, journal: unknown[], opts: GuardOptions, now = Date.now()): CallbackGuard {
     const g = new CallbackGuard(opts);
     if (saved !== undefined && saved !== null) {
       const st = saved as Record<string, unknown>;
-      expectShape(typeof st === 'object' && (st.version === 1 || st.version === 2), 'not a ccfs-callback-in state (version 1 or 2)');
+      expectShape(typeof st === 'object' && (st.version === 1 || st.version === 2 || st.version === 3), 'not a ccfs-callback-in state (version 1, 2 or 3)');
       expectShape(Array.isArray(st.delivered) && Array.isArray(st.signatures), 'delivered or signatures is not a list');
-      const entries = (list: unknown[]): unknown[] => (st.version === 2 ? list : list.map((e) => {
+      expectShape(st.version !== 3 || Array.isArray(st.jobs), 'jobs is not a list');
+      const entries = (list: unknown[]): unknown[] => (st.version !== 1 ? list : list.map((e) => {
         expectShape(Array.isArray(e) && e.length === 2 && Number.isFinite(e[1]), 'a version 1 entry is not [text, time]');
         return [e[0], true, e[1]];
       }));
@@ -119,6 +149,7 @@ export class CallbackGuard {
       };
       g.delivered.restore(entries(st.delivered as unknown[]), check('delivered-file'));
       g.signatures.restore(entries(st.signatures as unknown[]), check('signature'));
+      if (st.version === 3) g.jobList.restore(st.jobs as unknown[], (k, v) => [k as string, checkJob(v, k)]);
     }
     for (const e of journal) g.replay(e);
     g.prune(now);
@@ -149,15 +180,29 @@ export class CallbackGuard {
     return this.delivered.has(billFileName);
   }
 
+  /** What is known of a bill file: delivered, a job not finished or failed, or nothing. */
+  known(billFileName: string, now = Date.now()): 'delivered' | BillJob['state'] | null {
+    if (this.isDelivered(billFileName, now)) return 'delivered';
+    this.jobList.prune(now);
+    return this.jobList.get(billFileName)?.state ?? null;
+  }
+
+  /** The jobs not finished, oldest first (to resume at start). */
+  pendingJobs(): BillJob[] {
+    return this.jobList.snapshot().map((e) => e[1]).filter((j) => j.state === 'pending');
+  }
+
   /**
-   * What a 200 answer stands for (a delivered file, an accepted signature), applied; returns the journal
-   * entry to record before answering, or null when there is nothing to remember.
+   * What a 200 answer (or a job's progress) stands for, applied: a delivered file, an accepted
+   * signature, a job as it now is. Returns the journal entry to record before answering, or null when
+   * there is nothing to remember.
    */
-  commit(what: { billFileName?: string; signature?: string | null }, now = Date.now()): GuardEntry | null {
-    if (what.billFileName === undefined && !what.signature) return null;
+  commit(what: { billFileName?: string; signature?: string | null; job?: BillJob }, now = Date.now()): GuardEntry | null {
+    if (what.billFileName === undefined && !what.signature && !what.job) return null;
     const entry: GuardEntry = { t: now };
     if (what.billFileName !== undefined) entry.f = what.billFileName;
     if (what.signature) entry.s = what.signature;
+    if (what.job) entry.j = { ...what.job, meta: { ...what.job.meta } };
     this.replay(entry);
     this.prune(now);
     return entry;
@@ -169,19 +214,37 @@ export class CallbackGuard {
     expectShape(e !== null && typeof e === 'object' && Number.isFinite(e.t)
       && (e.f === undefined || (typeof e.f === 'string' && e.f !== ''))
       && (e.s === undefined || (typeof e.s === 'string' && e.s !== ''))
-      && (e.f !== undefined || e.s !== undefined), 'a journal entry is not {f?, s?, t}');
-    if (e.f !== undefined) this.delivered.set(e.f, true, e.t);
+      && (e.f !== undefined || e.s !== undefined || e.j !== undefined), 'a journal entry is not {f?, s?, j?, t}');
+    if (e.j !== undefined) this.jobList.set(e.j.file, checkJob(e.j), e.t);
+    if (e.f !== undefined) {
+      this.delivered.set(e.f, true, e.t);
+      this.jobList.delete(e.f);
+    }
     if (e.s !== undefined) this.signatures.set(e.s, true, e.t);
   }
 
   private prune(now: number): void {
     this.delivered.prune(now);
     this.signatures.prune(now);
+    this.jobList.prune(now);
   }
 
   snapshot(): CallbackState {
-    return { version: 2, delivered: this.delivered.snapshot(), signatures: this.signatures.snapshot() };
+    return { version: 3, delivered: this.delivered.snapshot(), signatures: this.signatures.snapshot(), jobs: this.jobList.snapshot() };
   }
+}
+
+const text = (v: unknown) => v === null || typeof v === 'string';
+
+function checkJob(v: unknown, key?: unknown): BillJob {
+  const j = v as BillJob;
+  expectShape(j !== null && typeof j === 'object' && typeof j.file === 'string' && BILL_FILE_NAME_RE.test(j.file)
+    && (key === undefined || key === j.file) && text(j.responseId) && text(j.accountId) && text(j.version)
+    && (j.state === 'pending' || j.state === 'failed') && Number.isInteger(j.attempts) && j.attempts >= 0
+    && Number.isFinite(j.since) && (j.error === undefined || typeof j.error === 'string')
+    && j.meta !== null && typeof j.meta === 'object' && !Array.isArray(j.meta),
+  'a job is not {file, responseId, accountId, version, state, attempts, since, meta}');
+  return j;
 }
 
 export interface RequestRecord {

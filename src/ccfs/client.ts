@@ -1,7 +1,8 @@
 /**
  * CC-FS REST client (specs/ccfs.md §3, §5): signed queryBillData with validation and window splitting
  * before anything is sent, and downloadBillFile that tells a JSON error from a zip. 401 and 403 are never
- * retried: repeated bad signatures make CC-FS lock the caller's IP.
+ * retried: repeated bad signatures make CC-FS lock the caller's IP. An account puts a SigningGate in front
+ * of every request (src/ccfs/lockout.ts), so that after one refusal nothing more is signed.
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { request, type Dispatcher } from 'undici';
@@ -34,6 +35,19 @@ export interface CcfsClientOptions {
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
   now?: () => number;
   dispatcher?: Dispatcher;
+  /** Asked before each request is signed; told of every 401/403 before the next one may be signed. */
+  gate?: SigningGate;
+}
+
+/** What stands in front of every signed request of an account (src/ccfs/lockout.ts SigningLock). */
+export interface SigningGate {
+  /**
+   * Resolves when this request may be signed and sent, with the function that ends its turn (called
+   * once the answer's status is known); rejects when the account signs nothing more.
+   */
+  enter(operation: string): Promise<() => void>;
+  /** CC-FS answered 401 or 403: called before the turn ends. */
+  refused(err: CcfsAuthError): Promise<void> | void;
 }
 
 // ---------------------------------------------------------------------------------------------- errors
@@ -256,11 +270,21 @@ export class CcfsClient {
     const path = this.path(endpoint);
     // serialised once: these exact bytes are signed and sent (specs/ccfs.md §2.5)
     const body = JSON.stringify({ request: { version: '2.0' }, msgBody });
-    const headers = this.signedHeaders(path, body);
-    const res = await request(new URL(path, this.base.origin), { method: 'POST', headers, body, dispatcher: this.dispatcher, signal });
-    if (res.statusCode === 401 || res.statusCode === 403) {
-      const text = await bodyText(res, 64 * 1024).catch(() => '');
-      throw new CcfsAuthError(operation, res.statusCode, text);
+    const gate = this.opts.gate;
+    const leave = gate ? await gate.enter(operation) : () => undefined;
+    let res: Dispatcher.ResponseData;
+    try {
+      // signed once the turn has come: the timestamp is the time of sending
+      const headers = this.signedHeaders(path, body);
+      res = await request(new URL(path, this.base.origin), { method: 'POST', headers, body, dispatcher: this.dispatcher, signal });
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        const text = await bodyText(res, 64 * 1024).catch(() => '');
+        const err = new CcfsAuthError(operation, res.statusCode, text);
+        await gate?.refused(err);
+        throw err;
+      }
+    } finally {
+      leave();
     }
     if (res.statusCode !== 200) {
       const text = await bodyText(res, 64 * 1024).catch(() => '');

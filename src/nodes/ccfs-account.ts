@@ -1,12 +1,15 @@
 /**
  * ccfs-account: a Huawei AICC CC-FS endpoint and its developer AK/SK (config node). Offers the shared
  * CcfsAccount (client with TLS verification on and an optional extra CA, the tenant's time zone) at
- * `node.cdrflow`, and keeps the registry of the requests ccfs-bill-request made across restarts (one
- * journal entry per request, before the request's message goes on), so ccfs-callback-in can name them.
+ * `node.cdrflow`, and keeps across restarts the registry of the requests ccfs-bill-request made (one
+ * journal entry per request, before the request's message goes on), so ccfs-callback-in can name them,
+ * and the signing lock-out: after a 401 or 403 from CC-FS the account signs nothing more, says once
+ * what to check, and stays so (also after a restart) until it is deployed with another configuration.
  */
 import type { NodeAPI, Node, NodeDef } from 'node-red';
-import { CcfsAccount, accountProblem, type CcfsAccountConfig } from '../ccfs/account';
+import { CcfsAccount, accountProblem, restoreAccountState, accountSnapshot, type CcfsAccountConfig, type AccountState } from '../ccfs/account';
 import { RequestRegistry } from '../ccfs/callback';
+import type { Lockout } from '../ccfs/lockout';
 import { nodeState, serveStoreList } from './lib/state';
 import { properties } from './lib/props';
 import { offerConfig, type ConfigNode } from './lib/config';
@@ -54,16 +57,29 @@ export = function register(RED: NodeAPI): void {
       : ca.problem !== undefined ? RED._('ccfs-account.problems.caFile', { error: ca.problem }) : null;
     if (!verifyTls) node.warn(RED._('ccfs-account.errors.tlsOff'));
 
-    // the registry the keeper restored (snapshot and journal replayed) is the live one
-    let registry = new RequestRegistry();
-    const state = nodeState<RequestRegistry>(RED, node, {
+    // the state the keeper restored (snapshot and journal replayed) is the live one
+    let live: AccountState = { registry: new RequestRegistry(), lockout: null };
+    const state = nodeState<AccountState>(RED, node, {
       type: 'ccfs-account',
       store: prop.text('stateStore'),
-      restore: (saved, journal) => (registry = RequestRegistry.restore(saved, journal)),
-      snapshot: () => registry.snapshot(),
+      restore: (saved, journal) => (live = restoreAccountState(saved, journal)),
+      snapshot: () => accountSnapshot(live),
     });
+    // the words every node using the account shows for a request it did not sign
+    const vars = (l: Lockout) => ({ operation: l.operation, at: l.at, headers: config.signedHeaders === 'host' ? 'host' : 'content-length;content-type;host', host: config.hostHeader ?? RED._('ccfs-account.lockout.defaultHost') });
+    const describe = (l: Lockout) => RED._(`ccfs-account.lockout.refused${l.status}`, vars(l));
     let account: CcfsAccount | null = null;
-    node.cdrflow = offerConfig(problem, () => (account = new CcfsAccount(config, state)));
+    node.cdrflow = offerConfig(problem, () => (account = new CcfsAccount(config, state, { describe })));
+    if (problem === null) {
+      // built now, so a lock-out kept from an earlier run is reported at start, once
+      const lock = node.cdrflow.get().lock;
+      lock.ready.then((l) => l && node.error(RED._('ccfs-account.lockout.atStart', { reason: describe(l) })));
+      lock.onChange((l, saveError) => {
+        if (!l) return;
+        node.error(describe(l));
+        if (saveError) node.warn(RED._('ccfs-account.lockout.notSaved', { where: state.where, error: saveError.message }));
+      });
+    }
 
     node.on('close', (removed: boolean, done: () => void) => {
       Promise.allSettled([account?.close(), state.close(removed)]).then(() => done());

@@ -2,11 +2,13 @@
  * ccfs-bill-request: asks CC-FS to generate a CDR / recording-index file (queryBillData, auth-v2 signed).
  * Parameters come from the node's properties, overridden by `msg.payload`; everything is validated
  * before anything is sent, and a window over the server's limit (3 days) becomes consecutive requests.
- * One message per request with the responseId and the file name CC-FS will announce.
+ * One message per request with the responseId and the file name CC-FS will announce. Once CC-FS has
+ * refused the account (401/403), nothing is signed: every message fails with the reason (see the account).
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import type { CcfsAccount } from '../ccfs/account';
-import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, type PlannedQuery, type BillQuery } from '../ccfs/client';
+import { CcfsLockedError } from '../ccfs/lockout';
+import { planBillQueries, expectedBillFileName, CcfsValidationError, CcfsAuthError, CcfsResultError, type PlannedQuery, type BillQuery, type QueryResult } from '../ccfs/client';
 import { periodWindow, billQueryInput, PERIODS, QUERY_FIELDS } from '../ccfs/period';
 import { properties } from './lib/props';
 import { useConfig, ConfigProblem } from './lib/config';
@@ -35,6 +37,8 @@ export = function register(RED: NodeAPI): void {
     const controller = new AbortController();
     let queue: Promise<void> = Promise.resolve();
     let total = 0;
+    // red while the account signs nothing (a lock-out kept from an earlier run included)
+    const unwatch = config.problem !== null ? () => undefined : config.get().lock.watch((l) => status.set({ fill: 'red', shape: 'ring', text: RED._('ccfs-bill-request.status.lockedOut', { status: l.status }) }, true));
 
     async function run(msg: NodeMessage, send: (m: NodeMessage) => void): Promise<void> {
       const account = config.get();
@@ -53,7 +57,13 @@ export = function register(RED: NodeAPI): void {
         const part = planned[i];
         status.set({ fill: 'blue', shape: 'dot', text: planned.length > 1 ? RED._('ccfs-bill-request.status.requestingPart', { part: i + 1, parts: planned.length }) : RED._('ccfs-bill-request.status.requesting') });
         const requestedAt = Date.now();
-        const result = await client.queryBillData(part.msgBody, controller.signal);
+        let result: QueryResult;
+        try {
+          result = await client.queryBillData(part.msgBody, controller.signal);
+        } catch (err) {
+          if (err instanceof CcfsLockedError) throw new CcfsLockedError(RED._('ccfs-bill-request.errors.lockedOut', { reason: err.message }), err.lockout);
+          throw err;
+        }
         const billFileName = expectedBillFileName(result.responseId, requestedAt, zone);
         await account.remember({
           responseId: result.responseId, billFileName, requestedAt: new Date(requestedAt).toISOString(), node: node.id,
@@ -76,6 +86,7 @@ export = function register(RED: NodeAPI): void {
       // one request at a time: CC-FS flow-controls queries (0300009)
       queue = queue.then(() => run(msg, send)).then(() => done(), (err: Error) => {
         const text = err instanceof ConfigProblem ? RED._('ccfs-bill-request.status.badConfig')
+          : err instanceof CcfsLockedError ? RED._('ccfs-bill-request.status.lockedOut', { status: err.lockout.status })
           : err instanceof CcfsAuthError ? RED._(err.status === 403 ? 'ccfs-bill-request.status.locked' : 'ccfs-bill-request.status.unauthorized')
             : err instanceof CcfsResultError ? `${err.code}: ${err.meaning}` : err.message;
         status.set({ fill: 'red', shape: 'ring', text: text.slice(0, 40) }, true);
@@ -84,6 +95,7 @@ export = function register(RED: NodeAPI): void {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      unwatch();
       controller.abort(new Error(RED._('ccfs-bill-request.errors.closed')));
       status.stop();
       queue.catch(() => undefined).then(() => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { CcfsAccount, accountProblem, memoryRequests, type CcfsAccountConfig, type RequestKeeper } from '../../src/ccfs/account';
+import { CcfsAccount, accountProblem, memoryState, type CcfsAccountConfig, type AccountKeeper, type AccountState } from '../../src/ccfs/account';
 import { RequestRegistry, type RequestRecord } from '../../src/ccfs/callback';
 import { CcfsSimulator } from '../simulators/ccfs-server';
 
@@ -32,8 +32,8 @@ describe('ccfs/account', () => {
   it('remembers a request through its keeper and resolves only once the keeper has it', async () => {
     const recorded: unknown[] = [];
     let release!: () => void;
-    const keeper: RequestKeeper = {
-      ready: Promise.resolve(new RequestRegistry()),
+    const keeper: AccountKeeper = {
+      ready: Promise.resolve({ registry: new RequestRegistry(), lockout: null }),
       record: (entry) => {
         recorded.push(entry);
         return new Promise<void>((r) => { release = r; });
@@ -53,20 +53,19 @@ describe('ccfs/account', () => {
   });
 
   it('fails the remembering when the keeper cannot record, and waits for the registry to load', async () => {
-    const failing = new CcfsAccount(good, { ready: Promise.resolve(new RequestRegistry()), record: () => { throw new Error('disk full'); } });
+    const failing = new CcfsAccount(good, { ready: Promise.resolve({ registry: new RequestRegistry(), lockout: null }), record: () => { throw new Error('disk full'); } });
     await assert.rejects(failing.remember(rec('a1')), /disk full/);
-    let load!: (r: RequestRegistry) => void;
+    let load!: (r: AccountState) => void;
     const slow = new CcfsAccount(good, { ready: new Promise((r) => { load = r; }), record: () => undefined });
     const found = slow.find('b2', 'x.zip');
-    const loaded = RequestRegistry.restore(undefined, [rec('b2')]);
-    load(loaded);
+    load({ registry: RequestRegistry.restore(undefined, [rec('b2')]), lockout: null });
     assert.equal((await found)?.responseId, 'b2');
   });
 
   it('makes one client at the first use, signs with the account, and releases it on close', async () => {
     const sim = await new CcfsSimulator({ accessKey: AK, secretKey: SK, timeZone: 'UTC', autoCallback: false }).start();
     try {
-      const account = new CcfsAccount({ ...good, baseUrl: sim.url, timeZone: 'UTC', retries: 0 }, memoryRequests());
+      const account = new CcfsAccount({ ...good, baseUrl: sim.url, timeZone: 'UTC', retries: 0 }, memoryState());
       assert.equal(account.client(), account.client());
       const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
       const r = await account.client().queryBillData({ beginTime: `${day} 00:00:00`, endTime: `${day} 01:00:00`, dataType: 'call', callBackURL: 'https://nr.example/cb' });

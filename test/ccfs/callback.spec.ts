@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { CallbackGuard, parseCallbackBody, CallbackBodyError, RequestRegistry, responseIdFromFileName, type RequestRecord } from '../../src/ccfs/callback';
+import { CallbackGuard, parseCallbackBody, CallbackBodyError, RequestRegistry, responseIdFromFileName, type RequestRecord, type BillJob } from '../../src/ccfs/callback';
 import { StateShapeError } from '../../src/common/persist';
 import { sign } from '../../src/ccfs/auth';
 import { shared } from '../helpers/fixtures';
@@ -105,6 +105,36 @@ describe('ccfs/callback', () => {
       assert.equal(CallbackGuard.restore(undefined, [], opts).isDelivered('20260414_a.zip'), false, 'nothing saved: empty');
     });
 
+    const job = (file: string, o: Partial<BillJob> = {}): BillJob => ({ file, responseId: 'r1', accountId: null, version: '2.0', state: 'pending', attempts: 0, since: 1, meta: { verified: true }, ...o });
+
+    it('keeps the jobs not finished: pending until done (then a delivered file) or failed, from the journal and the snapshot', () => {
+      const live = new CallbackGuard(opts);
+      const entries = [
+        live.commit({ job: job('20260414_a.zip'), signature: 'sig-a' }),
+        live.commit({ job: job('20260414_b.zip') }),
+        live.commit({ job: job('20260414_c.zip') }),
+        live.commit({ job: job('20260414_b.zip', { attempts: 1, error: '0300011' }) }),
+        live.commit({ billFileName: '20260414_a.zip' }),
+        live.commit({ job: job('20260414_c.zip', { state: 'failed', attempts: 3, error: 'gone' }) }),
+      ];
+      const check = (g: CallbackGuard) => {
+        assert.deepEqual(['20260414_a.zip', '20260414_b.zip', '20260414_c.zip', '20260414_d.zip'].map((f) => g.known(f)), ['delivered', 'pending', 'failed', null]);
+        assert.deepEqual(g.pendingJobs().map((j) => [j.file, j.attempts, j.error]), [['20260414_b.zip', 1, '0300011']]);
+      };
+      check(live);
+      check(CallbackGuard.restore(undefined, roundTrip(entries), opts));
+      const snap = roundTrip(live.snapshot());
+      assert.equal(snap.version, 3);
+      check(CallbackGuard.restore(snap, [], opts));
+      // a job's entry is a copy: changing the job afterwards changes nothing journaled
+      const j = job('20260414_e.zip');
+      const e = live.commit({ job: j })!;
+      j.attempts = 9;
+      assert.equal(e.j!.attempts, 0);
+      assert.throws(() => CallbackGuard.restore(undefined, [{ t: 1, j: { ...job('20260414_f.zip'), attempts: -1 } }], opts), StateShapeError);
+      assert.throws(() => CallbackGuard.restore(undefined, [{ t: 1, j: { ...job('../f.zip') } }], opts), StateShapeError);
+    });
+
     it('forgets signatures after twice the skew and files after their age, also when restored', () => {
       const t = Date.parse('2026-04-14T12:00:00Z');
       const g = new CallbackGuard({ maxSkewMs: 1000, fileTtlMs: 10_000 });
@@ -117,7 +147,10 @@ describe('ccfs/callback', () => {
 
     for (const [what, saved] of [
       ['a version without lists', { version: 1 }],
-      ['an unknown version', { version: 3, delivered: [], signatures: [] }],
+      ['an unknown version', { version: 4, delivered: [], signatures: [], jobs: [] }],
+      ['version 3 without jobs', { version: 3, delivered: [], signatures: [] }],
+      ['a job filed under another name', { version: 3, delivered: [], signatures: [], jobs: [['20260414_x.zip', { file: '20260414_y.zip', responseId: null, accountId: null, version: null, state: 'pending', attempts: 0, since: 1, meta: {} }, 1]] }],
+      ['a job in a state that is not pending or failed', { version: 3, delivered: [], signatures: [], jobs: [['20260414_x.zip', { file: '20260414_x.zip', responseId: null, accountId: null, version: null, state: 'running', attempts: 0, since: 1, meta: {} }, 1]] }],
       ['text', 'delivered'],
       ['a list', []],
       ['delivered not a list', { version: 2, delivered: 'a.zip', signatures: [] }],

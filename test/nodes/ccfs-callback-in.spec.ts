@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
 import supertest from 'supertest';
 import { helper, collect, settle } from '../helpers/red';
-import { start, closeServer, account, creds, until, setRouting, statuses, writeState, assertMovedAside, afterKill, AK, type Env } from './ccfs-env';
+import { start, closeServer, account, creds, until, setRouting, statuses, warnings, writeState, assertMovedAside, afterKill, AK, type Env } from './ccfs-env';
 import { buildZip, csv, cdrRow, recordRow } from '../simulators/ccfs-server';
 
 const SUCCESS = { resultCode: '0', resultDesc: 'success' };
@@ -24,6 +27,14 @@ describe('ccfs-callback-in node', function () {
   let env: Env;
   const url = () => `${env.base}/ccfs/cb`;
   const received: any[] = [];
+  const rows: any[] = [];
+  const downloads = () => env.sim.requests.filter((q) => q.path.endsWith('/downloadBillFile'));
+  /** The node's state as it is on disk now: the snapshot and the journal after it. */
+  const onDisk = (dir = env.userDir) => {
+    const file = path.join(dir, 'cdrflow-state', 'ccfs-callback-in-cb.json');
+    const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+    return { snapshot: read(file) ? JSON.parse(read(file)) : null, journal: read(`${file}.log`).split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  };
 
   before(() => helper.startServer());
   after(async () => {
@@ -33,6 +44,7 @@ describe('ccfs-callback-in node', function () {
   beforeEach(async () => {
     env = await start({ autoCallback: false });
     received.length = 0;
+    rows.length = 0;
   });
   afterEach(async () => {
     setRouting('admin-first');
@@ -44,6 +56,7 @@ describe('ccfs-callback-in node', function () {
   async function loaded(cb: Record<string, unknown> = {}, userDir?: string) {
     await env.load(flow(env, cb), creds, userDir);
     helper.getNode('file').on('input', (m: any) => received.push(m));
+    helper.getNode('rows').on('input', (m: any) => rows.push(m));
     const node = helper.getNode('cb') as any;
     const send = node.send.bind(node);
     sends = 0;
@@ -184,25 +197,50 @@ describe('ccfs-callback-in node', function () {
     assert.equal(received.length, 0);
   });
 
-  it('downloads and parses the file: the rows of each call together, then the file summary, then 200', async () => {
+  it('a client that sends the whole body, twice the limit, before reading the answer still gets the 413', async () => {
+    await loaded({ maxBodyKb: 16 });
+    const caught = collect(helper.getNode('caught'), 4);
+    // through the capture at Node-RED's server, and through the route's own reading (httpNode alone)
+    for (const routing of ['admin-first', 'node-only'] as const) {
+      setRouting(routing);
+      const { hostname, port } = new URL(env.base);
+      for (const chunked of [false, true]) {
+        const payload = Buffer.alloc(2 * 16 * 1024, 0x61);
+        const framing = chunked ? `Transfer-Encoding: chunked\r\n\r\n${payload.length.toString(16)}\r\n` : `Content-Length: ${payload.length}\r\n\r\n`;
+        const wire = Buffer.concat([Buffer.from(`POST /ccfs/cb HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n${framing}`), payload, Buffer.from(chunked ? '\r\n0\r\n\r\n' : '')]);
+        const reply = await new Promise<string>((resolve) => {
+          let text = '';
+          const socket = net.connect(Number(port), hostname, () => socket.end(wire)); // all of it, then read
+          socket.on('data', (d) => { text += d.toString('latin1'); });
+          socket.on('error', (err: NodeJS.ErrnoException) => resolve(`${text}[${err.code}]`));
+          socket.on('close', () => resolve(text));
+        });
+        assert.match(reply, /^HTTP\/1\.1 413 /, `${routing}, ${chunked ? 'chunked' : 'declared'}: ${reply.slice(0, 60)}`);
+      }
+    }
+    for (const m of await caught) assert.match(m.error.message, /body over the 16,384 byte limit/);
+    assert.equal(received.length, 0);
+  });
+
+  it('downloads and parses the file after the 200: the rows of each call together, then the file summary', async () => {
     await loaded({ download: true });
     const zip = await buildZip([
       ['20260414091612123456_call_1.csv', csv([cdrRow({ call_id: 'A', call_id_num: '1' }), cdrRow({ call_id: 'B', call_id_num: '-1' }), cdrRow({ call_id: 'A', call_id_num: '-1', release_cause: '518' })])],
       ['20260414091612123456_record_1.csv', csv([recordRow({ call_id: 'A' })])],
     ]);
     env.sim.files.set('20260414_f.zip', zip);
-    const rows: any[] = [];
-    helper.getNode('rows').on('input', (m: any) => rows.push(m));
     const r = await env.sim.sendCallback(url(), body('20260414_f.zip', 'f'));
     assert.equal(r.status, 200);
-    assert.deepEqual(rows.map((m) => [m.topic, m.ccfs.call_id]), [['ccfs/call', 'B'], ['ccfs/call', 'A'], ['ccfs/record', 'A']]);
+    assert.deepEqual(JSON.parse(r.body), SUCCESS);
+    await until(() => received.length === 1);
+    assert.deepEqual(rows.map((m) => [m.topic, m.ccfs.call_id]), [['ccfs/call', 'B'], ['ccfs/call', 'A'], ['ccfs/record', 'A']], 'the rows came before the summary');
     const a = rows[1];
     assert.deepEqual(a.payload.map((x: any) => x.call_id_num), [1, -1]);
     assert.equal(a.payload[1].release_cause, 518);
     assert.equal(a.payload[0].call_begin, '2026-04-14T12:15:40Z');
     assert.equal(a.ccfs.complete, true);
+    assert.deepEqual([a.ccfs.attempt, a.ccfs.resumed, a.ccfs.verified], [1, false, true]);
     assert.equal(rows[2].payload.file_name, '/10/1/record/100/13533/0903379.wav');
-    await until(() => received.length === 1);
     await settle();
     assert.equal(received.length, 1);
     assert.equal(received[0].topic, 'ccfs/file');
@@ -213,19 +251,17 @@ describe('ccfs-callback-in node', function () {
     assert.equal(dl?.status, 200, 'the download was signed with the account');
   });
 
-  it('answers 503 and reports the error when the file cannot be downloaded; the retry delivers it', async () => {
-    await loaded({ download: true });
-    const caught = collect(helper.getNode('caught'), 1);
-    const r = await env.sim.sendCallback(url(), body('20260414_late.zip', 'late'));
-    assert.equal(r.status, 503);
-    const [err] = await caught;
-    assert.match(err.error.message, /0300011 \(the file does not exist/);
-    assert.equal(received.length, 0);
+  it('a file that is not there yet is tried again by the node itself, with backoff, and delivered once', async () => {
+    await loaded({ download: true, retries: 3, retryDelay: 0.02 });
+    const node = helper.getNode('cb') as any;
+    env.sim.downloadQueue.push({ code: '0300011', desc: 'file does not exist' }, { code: '0300011', desc: 'file does not exist' });
     env.sim.files.set('20260414_late.zip', await buildZip([['x_call_1.csv', csv([cdrRow()])]]));
-    // the very same signed request again (a sender that retries without signing anew) is accepted after a failure
-    const retry = await env.sim.sendCallback(url(), null, { replay: r.sent });
-    assert.equal(retry.status, 200);
+    const r = await env.sim.sendCallback(url(), body('20260414_late.zip', 'late'));
+    assert.equal(r.status, 200, 'answered at once: the node retries, not CC-FS');
     await until(() => received.length === 1);
+    assert.equal(received[0].ccfs.attempt, 3);
+    assert.deepEqual(env.sim.requests.filter((q) => q.path.endsWith('/downloadBillFile')).map((q) => q.status), [200, 200, 200]);
+    assert.ok(warnings(node).some((w) => /20260414_late\.zip: attempt 1 failed \(downloadBillFile: CC-FS result 0300011/.test(w)), warnings(node).join('\n'));
     await settle();
     assert.equal(received.length, 1);
   });
@@ -240,6 +276,101 @@ describe('ccfs-callback-in node', function () {
     await until(() => received.length === 1);
     assert.equal(received[0].ccfs.verified, false);
   });
+  describe('background jobs (download)', () => {
+    const later = (s: number) => ({ timestamp: new Date(Date.now() + s * 1000).toISOString() });
+    const fileA = '20260414_aaaa.zip';
+    const fileB = '20260414_bbbb.zip';
+    beforeEach(async () => {
+      env.sim.files.set(fileA, await buildZip([['a_call_1.csv', csv([cdrRow({ call_id: 'A1' }), cdrRow({ call_id: 'A2' })])], ['a_record_1.csv', csv([recordRow({ call_id: 'A1' })])]]));
+      env.sim.files.set(fileB, await buildZip([['b_call_1.csv', csv([cdrRow({ call_id: 'B1' })])]]));
+    });
+
+    it('answers 200 once the job is on disk, while the file is still downloading; the same file called back meanwhile or after is not handled again', async () => {
+      await loaded({ download: true });
+      const node = helper.getNode('cb') as any;
+      env.sim.holdDownloads(); // a file so large that sending it outlasts CC-FS's callback timeout
+      // CC-FS's way: an attempt not answered within its timeout is abandoned and made again later
+      const attempts = await env.sim.callBack(url(), body(fileA, 'aaaa'), { timeoutMs: 2000, retryMs: 50, retries: 3 });
+      assert.deepEqual(attempts.map((a) => [a.status, a.timedOut ?? false]), [[200, false]], 'the first attempt was answered, in time');
+      const job = onDisk().journal.find((e) => e.j?.file === fileA);
+      assert.equal(job?.j.state, 'pending', 'journaled before the answer');
+      await until(() => downloads().length === 1 && downloads()[0].outcome === 'held');
+      // meanwhile: CC-FS calls again for the same file, and another file comes
+      assert.equal((await env.sim.sendCallback(url(), body(fileA, 'aaaa'), later(1))).status, 200);
+      assert.equal((await env.sim.sendCallback(url(), body(fileB, 'bbbb'), later(2))).status, 200);
+      await until(() => statuses(node).includes('downloading (+1 pending)'), 3000);
+      assert.equal(downloads().length, 1, 'one at a time');
+      env.sim.release();
+      await until(() => received.length === 2);
+      await settle();
+      assert.deepEqual(received.map((m) => m.payload.billFileName), [fileA, fileB]);
+      assert.deepEqual(rows.map((m) => m.ccfs.call_id), ['A1', 'A2', 'A1', 'B1'], 'each row once');
+      assert.deepEqual(downloads().map((q) => q.status), [200, 200]);
+      // after: a late retry of CC-FS
+      assert.equal((await env.sim.sendCallback(url(), body(fileA, 'aaaa'), later(3))).status, 200);
+      await settle();
+      assert.equal(downloads().length, 2);
+      assert.equal(received.length, 2);
+      await until(() => /· 2 \(\+2 dup\)$/.test(statuses(node).at(-1) ?? ''), 3000);
+    });
+
+    it('a job cut off by a kill is resumed at the next start and done there once (its rows again from the start)', async () => {
+      await loaded({ download: true });
+      env.sim.holdDownloads();
+      const r = await env.sim.sendCallback(url(), body(fileA, 'aaaa'), { timeoutMs: 2000 });
+      assert.equal(r.status, 200);
+      await until(() => downloads().length === 1);
+      // the disk as it is now, with the job running (what a SIGKILL would leave)
+      await afterKill(env.userDir, async (frozen) => {
+        await helper.unload();
+        env.sim.release();
+        received.length = 0;
+        rows.length = 0;
+        await loaded({ download: true }, frozen);
+        await until(() => received.length === 1);
+        assert.equal(received[0].ccfs.resumed, true, 'says it was resumed: rows of a partly sent file may have come before');
+        assert.deepEqual(rows.map((m) => [m.ccfs.call_id, m.ccfs.resumed]), [['A1', true], ['A2', true], ['A1', true]]);
+        assert.equal((await env.sim.sendCallback(url(), body(fileA, 'aaaa'), later(1))).status, 200);
+        await settle();
+        assert.equal(received.length, 1);
+        assert.equal(rows.length, 3);
+        assert.deepEqual(downloads().map((q) => q.status), [0, 200], 'the held one was cut off (never answered), the resumed one done');
+      });
+    });
+
+    it('a job that finally fails goes to Catch with the file and the reason, and its state says failed', async () => {
+      await loaded({ download: true, retries: 2, retryDelay: 0.01 });
+      const node = helper.getNode('cb') as any;
+      // not worth another attempt: given up at once
+      env.sim.downloadQueue.push({ code: '0300018', desc: 'no permission' });
+      const caught1 = collect(helper.getNode('caught'), 1);
+      assert.equal((await env.sim.sendCallback(url(), body(fileA, 'aaaa'))).status, 200);
+      const [other] = await caught1;
+      assert.match(other.error.message, /20260414_aaaa\.zip not delivered after 1 attempt\(s\), given up \(ask for the file again with ccfs-bill-request\): downloadBillFile: CC-FS result 0300018/);
+      // worth retrying, but never there
+      const gone = '20260414_gone.zip';
+      const caught2 = collect(helper.getNode('caught'), 1);
+      assert.equal((await env.sim.sendCallback(url(), body(gone, 'gone'))).status, 200);
+      const [e] = await caught2;
+      assert.match(e.error.message, /20260414_gone\.zip not delivered after 3 attempt\(s\), given up \(ask for the file again with ccfs-bill-request\): downloadBillFile: CC-FS result 0300011/);
+      assert.deepEqual(e.payload, { billFileName: gone, responseId: 'gone', accountId: 'tenant01', state: 'failed', attempts: 3, error: '0300011: the file does not exist (yet?)' });
+      assert.equal(e.error.source.id, 'cb');
+      assert.equal(downloads().length, 4);
+      await until(() => /^failed: 0300011/.test(statuses(node).at(-1) ?? ''), 3000).catch(() => assert.fail(statuses(node).join(' | ')));
+      assert.equal(received.length, 0);
+      await helper.unload();
+      const saved = new Map((onDisk().snapshot.jobs as any[]).map((x) => [x[0], x[1]]));
+      assert.deepEqual([saved.get(gone).state, saved.get(gone).attempts], ['failed', 3]);
+      assert.match(saved.get(gone).error, /0300011/);
+      assert.equal(saved.get(fileA).state, 'failed');
+      // not tried again at the next start, nor for a late callback: the user asks for the file again
+      await loaded({ download: true, retries: 2, retryDelay: 0.01 });
+      assert.equal((await env.sim.sendCallback(url(), body(gone, 'gone'), later(1))).status, 200);
+      await settle(100);
+      assert.equal(downloads().length, 4);
+    });
+  });
+
   describe('state across restarts and kills', () => {
     /** A callback signed anew (CC-FS signs every attempt), `s` seconds from now. */
     const later = (s: number) => ({ timestamp: new Date(Date.now() + s * 1000).toISOString() });
@@ -303,7 +434,8 @@ describe('ccfs-callback-in node', function () {
         await env.load(flow(env, cb, acc), { acc: credentials });
         helper.getNode('file').on('input', (m: any) => received.push(m));
         const node = helper.getNode('cb') as any;
-        assert.ok(statuses(node).includes('account not usable'), statuses(node).join(', '));
+        await settle(100); // the state loaded: the status still says what is wrong
+        assert.equal(statuses(node).at(-1), 'account not usable', statuses(node).join(', '));
         assert.ok(node.warn.getCalls().some((c: any) => reason.test(String(c.args[0]))));
         const caught = collect(helper.getNode('caught'), 2);
         for (const b of [body(), body('20260414_b.zip', 'b')]) {

@@ -104,6 +104,15 @@ export async function start(simOpts: Partial<SimOptions> = {}, userDir?: string)
 
 let current: Env | null = null;
 
+/** Mocha hooks for a CC-FS node test file: the test helper's server, and the one callbacks reach, closed after the file. */
+export function useServers(): void {
+  before(() => helper.startServer());
+  after(async () => {
+    await closeServer();
+    await helper.stopServer();
+  });
+}
+
 export function closeServer(): Promise<void> {
   return new Promise((resolve) => {
     if (!server) return resolve();

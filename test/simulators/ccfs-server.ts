@@ -1,10 +1,14 @@
 /**
  * A fake Huawei AICC CC-FS (specs/ccfs.md §2–§6) on 127.0.0.1, port 0:
  * - verifies every request's auth-v2 signature with its own, independent implementation of §2
- *   (wrong SK, wrong header set, tampered body -> 401; after `lockAfter` bad ones from an address -> 403);
+ *   (wrong SK, wrong header set, tampered body -> 401); after `lockAfter` (5) refused signatures in a
+ *   row from one address, that address is locked: 403 to everything it sends, until unlock() (§0.5, §9);
  * - answers queryBillData with business codes (its own window checks, or a forced code), and
- *   downloadBillFile with a zip (built with yazl) or a JSON error;
- * - signs its callbacks and POSTs them to callBackURL, and can send duplicates, stale and tampered ones.
+ *   downloadBillFile with a zip (built with yazl) or a JSON error; downloads can be held (a large file);
+ * - signs its callbacks and POSTs them to callBackURL the way CC-FS does (§4.3): an attempt that gets no
+ *   answer within the callback timeout, or no success (HTTP 200 with a body saying resultCode "0"), is
+ *   tried again every 10 minutes (short timing for tests) until the retry limit; it can also send
+ *   duplicates, stale and tampered ones.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -19,7 +23,7 @@ import yazl from 'yazl';
 export interface SimOptions {
   accessKey: string;
   secretKey: string;
-  /** Bad signatures from one address before it is locked (403). */
+  /** Refused signatures in a row from one address before it is locked (403); default 5. */
   lockAfter?: number;
   /** Names that must be among the signed headers. */
   requiredSignedHeaders?: string[];
@@ -32,6 +36,15 @@ export interface SimOptions {
   autoCallback?: boolean;
   callbackCopies?: number;
   callbackDelayMs?: number;
+  /**
+   * A callback attempt not answered within this time is abandoned (the connection closed) and counts
+   * as failed. CC-FS's value is not documented; default 30 s.
+   */
+  callbackTimeoutMs?: number;
+  /** Time between a failed callback attempt and the next (CC-FS: 10 minutes, the default). */
+  callbackRetryMs?: number;
+  /** Attempts after the first failed one; CC-FS's limit is not documented; default 5. */
+  callbackRetries?: number;
   /** Host header of callbacks: 'bare' (no port, as in Huawei's example) or 'withPort'. */
   callbackHost?: 'bare' | 'withPort';
   now?: () => number;
@@ -65,9 +78,30 @@ export interface CallbackOptions {
 }
 
 export interface CallbackResult {
+  /** 0 when no answer came (timed out, or the connection failed). */
   status: number;
   body: string;
   sent: { headers: Record<string, string>; body: string };
+  /** No answer within the callback timeout: the connection was closed. */
+  timedOut?: boolean;
+  /** The connection failed (refused, reset). */
+  error?: string;
+}
+
+/** What CC-FS counts as a successful callback: HTTP 200 with a body, and here a body saying resultCode "0". */
+export function callbackSucceeded(r: CallbackResult): boolean {
+  if (r.status !== 200 || r.body === '') return false;
+  try {
+    return String(JSON.parse(r.body)?.resultCode) === '0';
+  } catch {
+    return false;
+  }
+}
+
+export interface RetryTiming {
+  timeoutMs?: number;
+  retryMs?: number;
+  retries?: number;
 }
 
 // --- an independent auth-v2 (deliberately not importing src/ccfs/auth.ts) -----------------------------
@@ -187,6 +221,11 @@ export class CcfsSimulator {
   private readonly locked = new Set<string>();
   private server: http.Server | null = null;
   private pending: Promise<unknown>[] = [];
+  /** Waits between callback attempts, cut short by stop(). */
+  private readonly waits = new Set<() => void>();
+  private held: Promise<void> | null = null;
+  private releaseHeld: (() => void) | null = null;
+  private stopped = false;
   url = '';
   port = 0;
   private counter = 0;
@@ -208,6 +247,9 @@ export class CcfsSimulator {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.release();
+    for (const wake of [...this.waits]) wake();
     await this.idle();
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
@@ -228,6 +270,36 @@ export class CcfsSimulator {
   unlock(): void {
     this.locked.clear();
     this.bad.clear();
+  }
+
+  /** Whether an address is locked (403 to everything). */
+  isLocked(address = '127.0.0.1'): boolean {
+    return this.locked.has(address);
+  }
+
+  /** Holds every download's answer until release() (a file so large it takes long to send). */
+  holdDownloads(): void {
+    if (this.held) return;
+    this.held = new Promise((r) => { this.releaseHeld = r; });
+  }
+
+  release(): void {
+    this.releaseHeld?.();
+    this.held = null;
+    this.releaseHeld = null;
+  }
+
+  /** Waits `ms`, or less when the simulator stops. */
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.waits.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.waits.add(wake);
+    });
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -255,6 +327,8 @@ export class CcfsSimulator {
         if (n >= (this.opts.lockAfter ?? 5)) this.locked.add(who);
         return answer(401, springError(401, 'Unauthorized'), undefined, authFailure);
       }
+      // the count is of refusals in a row: a good signature starts it again
+      this.bad.delete(who);
       let body: any;
       try {
         body = JSON.parse(raw.toString('utf8'));
@@ -280,9 +354,9 @@ export class CcfsSimulator {
           await new Promise((r) => setTimeout(r, this.opts.callbackDelayMs ?? 10));
           const cbBody = { request: { version: '2.0' }, msgBody: { responseId, billFileName, accountId: msgBody.accountId ?? '' } };
           for (let i = 0; i < (this.opts.callbackCopies ?? 1); i++) {
-            // each attempt is signed anew, as a retry 10 minutes later would be
+            // each copy is signed anew, as a retry 10 minutes later would be
             const ts = new Date(this.now() + i * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-            await this.sendCallback(msgBody.callBackURL, cbBody, { timestamp: ts }).catch(() => undefined);
+            await this.callBack(msgBody.callBackURL, cbBody, { timestamp: ts });
           }
         })();
         this.pending.push(job);
@@ -296,6 +370,11 @@ export class CcfsSimulator {
         if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,49}$/.test(name)) return answer(200, JSON.stringify({ resultCode: '0300022', resultDesc: 'billFileName has illegal characters' }));
         const file = this.files.get(name);
         if (!file) return answer(200, JSON.stringify({ resultCode: '0300011', resultDesc: 'file does not exist', resultData: '' }));
+        if (this.held) {
+          seen.outcome = 'held';
+          this.held.then(() => (res.destroyed ? undefined : answer(200, file, 'Application/Octet-stream;charset=UTF-8')));
+          return;
+        }
         return answer(200, file, 'Application/Octet-stream;charset=UTF-8');
       }
       answer(404, springError(404, 'Not Found'));
@@ -341,8 +420,34 @@ export class CcfsSimulator {
     return null;
   }
 
-  /** Signs and POSTs a callback to `target` the way CC-FS does. */
-  sendCallback(target: string, body: unknown, o: CallbackOptions = {}): Promise<CallbackResult> {
+  /**
+   * Calls back as CC-FS does: one attempt (signed anew each time), and after a failure (no answer within
+   * the timeout, an error, or no success) another one `retryMs` later, up to `retries` more. Resolves
+   * with every attempt, last one last.
+   */
+  callBack(target: string, body: unknown, o: CallbackOptions & RetryTiming = {}): Promise<CallbackResult[]> {
+    const retries = o.retries ?? this.opts.callbackRetries ?? 5;
+    const retryMs = o.retryMs ?? this.opts.callbackRetryMs ?? 600_000;
+    const run = (async () => {
+      const attempts: CallbackResult[] = [];
+      for (let i = 0; i <= retries && !this.stopped; i++) {
+        if (i > 0) await this.wait(retryMs);
+        if (this.stopped) break;
+        // each attempt is signed anew: a retry at its own (later) time, a second further per attempt
+        // when the test's timing is shorter than the timestamps' resolution
+        const at = new Date(this.now() + i * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+        const r = await this.sendCallback(target, body, { ...o, timestamp: i === 0 && o.timestamp ? o.timestamp : at });
+        attempts.push(r);
+        if (callbackSucceeded(r)) break;
+      }
+      return attempts;
+    })();
+    this.pending.push(run);
+    return run;
+  }
+
+  /** Signs and POSTs one callback to `target` the way CC-FS does; no answer within the timeout gives status 0, timedOut. */
+  sendCallback(target: string, body: unknown, o: CallbackOptions & Pick<RetryTiming, 'timeoutMs'> = {}): Promise<CallbackResult> {
     const url = new URL(target);
     let text: string;
     let headers: Record<string, string>;
@@ -363,17 +468,28 @@ export class CcfsSimulator {
     }
     headers['content-length'] = String(Buffer.byteLength(text));
     const sent = { headers: { ...headers }, body: text };
-    return new Promise<CallbackResult>((resolve, reject) => {
+    const timeoutMs = o.timeoutMs ?? this.opts.callbackTimeoutMs ?? 30_000;
+    return new Promise<CallbackResult>((resolve) => {
+      let settled = false;
+      const settle = (result: CallbackResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.callbacks.push(result);
+        resolve(result);
+      };
       const r = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers, setHost: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const result = { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), sent };
-          this.callbacks.push(result);
-          resolve(result);
-        });
+        res.on('end', () => settle({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), sent }));
+        res.on('error', (err) => settle({ status: 0, body: '', sent, error: err.message }));
       });
-      r.on('error', reject);
+      // CC-FS gives up on an attempt that is not answered in time, and tries again later
+      const timer = setTimeout(() => {
+        settle({ status: 0, body: '', sent, timedOut: true });
+        r.destroy();
+      }, timeoutMs);
+      r.on('error', (err: NodeJS.ErrnoException) => settle({ status: 0, body: '', sent, error: err.code ?? err.message }));
       r.end(text);
     });
   }
