@@ -1,7 +1,7 @@
 /** What a webex-account config node shares with webex-cdr-pull: `node.cdrflow.get()` (lib/config.ts). */
 import type { Node } from 'node-red';
 import type { Agent } from 'undici';
-import type { TokenManager } from '../webex/oauth';
+import type { TokenManager, TokenSet } from '../webex/oauth';
 import type { RateLimiter } from '../webex/client';
 import type { Clock } from '../webex/clock';
 import type { ConfigNode } from './lib/config';
@@ -29,4 +29,19 @@ export interface WebexAccount {
   learnBaseUrl(url: string): void;
 }
 
-export type WebexAccountNode = ConfigNode<WebexAccount> & Node<WebexCredentials>;
+/** Where the tokens of a new authorization went: in use at once, or only after the next deploy. */
+export type AdoptOutcome = 'applied' | 'afterDeploy';
+
+/** What a deployed webex-account offers the authorization routes. */
+export interface AuthorizeTarget {
+  /** The token URL it was deployed with (a stored client secret is only ever sent there). */
+  tokenUrl: string;
+  /**
+   * Tokens from an authorization with `client`: used at once (saved to the token file and the
+   * credentials, then handed to the running token manager) when the account runs with that very
+   * client and token URL; otherwise left for the deploy.
+   */
+  adopt(client: { clientId: string; clientSecret: string; tokenUrl: string }, tokens: TokenSet): Promise<AdoptOutcome>;
+}
+
+export type WebexAccountNode = ConfigNode<WebexAccount> & Node<WebexCredentials> & { cdrflowAuth?: AuthorizeTarget };

@@ -151,23 +151,15 @@ export class TokenManager {
     const current = this.tokens;
     if (!current?.refreshToken) throw new TokenError('noCredentials', 'no refresh token configured');
     if (!this.opts.clientId || !this.opts.clientSecret) throw new TokenError('noCredentials', 'client id and client secret are needed to refresh tokens');
-    const form = new URLSearchParams({
+    const form = {
       grant_type: 'refresh_token',
       client_id: this.opts.clientId,
       client_secret: this.opts.clientSecret,
       refresh_token: current.refreshToken,
-    }).toString();
+    };
     const body = await withRetry(async () => {
       this.refreshCount++;
-      const res = await request(this.tokenUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: form,
-        dispatcher: this.opts.dispatcher,
-      });
-      const text = await bodyText(res);
-      if (res.statusCode === 200) return text;
-      throw new HttpStatusError(res.statusCode, `token endpoint answered ${res.statusCode}`, res.headers as Record<string, string>, text);
+      return postTokenForm(this.tokenUrl, form, this.opts.dispatcher);
     }, {
       retries: this.opts.retries ?? 3,
       baseDelayMs: this.opts.retryBaseMs ?? 2000,
@@ -186,20 +178,7 @@ export class TokenManager {
       if (err instanceof HttpStatusError) throw new TokenError('tokenEndpoint', `token refresh failed: ${err.message}${describeTokenError(err.body) ? ` (${describeTokenError(err.body)})` : ''}`, err.status);
       throw err;
     });
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(body) as Record<string, unknown>;
-    } catch {
-      throw new TokenError('tokenEndpoint', 'token endpoint answered 200 with a body that is not JSON');
-    }
-    if (typeof parsed.access_token !== 'string' || parsed.access_token === '') throw new TokenError('tokenEndpoint', 'token endpoint answered without access_token');
-    const now = this.clock.now();
-    const next: TokenSet = {
-      accessToken: parsed.access_token,
-      expiresAt: now + Math.max(0, Number(parsed.expires_in) || 0) * 1000,
-      refreshToken: typeof parsed.refresh_token === 'string' && parsed.refresh_token ? parsed.refresh_token : current.refreshToken,
-      refreshExpiresAt: Number(parsed.refresh_token_expires_in) > 0 ? now + Number(parsed.refresh_token_expires_in) * 1000 : current.refreshExpiresAt,
-    };
+    const next = parseTokenResponse(body, this.clock.now(), current).tokens;
     const h = tokenHash(next.refreshToken!);
     if (!this.lineage.includes(h)) this.lineage = [...this.lineage, h].slice(-20);
     // Saved before use: if the old refresh token is invalidated by the rotation, a restart must find the new one.
@@ -207,6 +186,25 @@ export class TokenManager {
     this.tokens = next;
     this.opts.onRefresh?.(next);
     return next;
+  }
+
+  /**
+   * Tokens from a new authorization (the authorization-code grant) replace whatever this manager had,
+   * including a refused refresh token: saved through `persist` first (after any refresh in flight),
+   * then used. The lineage keeps the hashes seen so far, so the configured refresh token still leads
+   * to the saved set after a restart.
+   */
+  async adopt(granted: TokenSet): Promise<void> {
+    if (!granted.refreshToken) throw new TokenError('tokenEndpoint', 'the authorization gave no refresh token');
+    await this.idle();
+    const h = tokenHash(granted.refreshToken);
+    const lineage = [...this.lineage.filter((x) => x !== h), h].slice(-20);
+    const next: TokenSet = { ...granted };
+    if (this.opts.persist) await this.opts.persist({ ...next, lineage: [...lineage], updatedAt: new Date(this.clock.now()).toISOString() });
+    this.lineage = lineage;
+    this.tokens = next;
+    this.dead = null;
+    this.opts.onRefresh?.(next);
   }
 
   private snapshot(t: TokenSet): StoredTokens {
@@ -227,7 +225,44 @@ function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-function describeTokenError(body: string): string {
+/** POSTs a form to the token endpoint: the body of a 200, else an HttpStatusError carrying the answer. */
+export async function postTokenForm(tokenUrl: string, form: Record<string, string>, dispatcher?: Dispatcher): Promise<string> {
+  const res = await request(tokenUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(form).toString(),
+    dispatcher,
+  });
+  const text = await bodyText(res);
+  if (res.statusCode === 200) return text;
+  throw new HttpStatusError(res.statusCode, `token endpoint answered ${res.statusCode}`, res.headers as Record<string, string>, text);
+}
+
+/**
+ * A 200 answer of the token endpoint (either grant) as a token set, expiries made absolute from
+ * `now`; a refresh token or its expiry missing from the answer is taken from `previous`.
+ */
+export function parseTokenResponse(body: string, now: number, previous: Partial<TokenSet> = {}): { tokens: TokenSet; scope: string[] } {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    throw new TokenError('tokenEndpoint', 'token endpoint answered 200 with a body that is not JSON');
+  }
+  if (typeof parsed.access_token !== 'string' || parsed.access_token === '') throw new TokenError('tokenEndpoint', 'token endpoint answered without access_token');
+  return {
+    tokens: {
+      accessToken: parsed.access_token,
+      expiresAt: now + Math.max(0, Number(parsed.expires_in) || 0) * 1000,
+      refreshToken: typeof parsed.refresh_token === 'string' && parsed.refresh_token ? parsed.refresh_token : previous.refreshToken,
+      refreshExpiresAt: Number(parsed.refresh_token_expires_in) > 0 ? now + Number(parsed.refresh_token_expires_in) * 1000 : previous.refreshExpiresAt,
+    },
+    scope: typeof parsed.scope === 'string' ? parsed.scope.split(/\s+/).filter(Boolean) : [],
+  };
+}
+
+/** The error text of a token endpoint answer (OAuth error_description, Webex message), at most 200 characters. */
+export function describeTokenError(body: string): string {
   try {
     const j = JSON.parse(body) as Record<string, unknown>;
     return String(j.error_description ?? j.message ?? j.error ?? '').slice(0, 200);

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEditor, packageTypes, CHROMIUM, pkg, type Editor } from './harness';
+import { startEditor, packageTypes, deploy, openNode, CHROMIUM, pkg, type Editor } from './harness';
 
 const haveBrowser = fs.existsSync(CHROMIUM);
 const shots = process.env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'cdrflow-shots-'));
@@ -15,23 +15,6 @@ const shots = process.env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir()
 // Values no field of this package accepts in the form it expects; each validator must turn at least
 // one of them into a readable message.
 const BAD_VALUES = ['', 'no spaces / allowed here', '-1', 'not-a-number', 'ftp://', 'x'.repeat(300), '999999', 'Mars/Olympus'];
-
-async function deploy(ed: Editor): Promise<void> {
-  await ed.page.click('#red-ui-header-button-deploy');
-  // confirm dialogs (e.g. "unused config nodes") if the editor asks
-  const confirm = ed.page.locator('.ui-dialog-buttonset button.primary');
-  await ed.page.waitForTimeout(300);
-  if (await confirm.first().isVisible()) await confirm.first().click({ timeout: 5000 });
-  await ed.page.waitForFunction(() => !(window as any).RED.nodes.dirty(), undefined, { timeout: 20_000 });
-}
-
-/** Double-clicks the node in the workspace, as a user opens its dialog. */
-async function openNode(ed: Editor, id: string): Promise<void> {
-  await ed.page.evaluate((nid) => (window as any).RED.view.reveal(nid), id);
-  const box = await ed.page.locator(`#red-ui-workspace-chart g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`).first();
-  await box.dblclick();
-  await ed.page.waitForSelector('.red-ui-tray', { timeout: 15_000 });
-}
 
 (haveBrowser || process.env.CI ? describe : describe.skip)('editor (Chromium)', function () {
   this.timeout(180_000);

@@ -108,3 +108,21 @@ export async function startEditor(flows: any[]): Promise<Editor> {
     },
   };
 }
+
+/** Clicks Deploy (confirming what the editor asks, e.g. unused config nodes) and waits until it is done. */
+export async function deploy(ed: Editor): Promise<void> {
+  await ed.page.click('#red-ui-header-button-deploy');
+  // confirm dialogs (e.g. "unused config nodes") if the editor asks
+  const confirm = ed.page.locator('.ui-dialog-buttonset button.primary');
+  await ed.page.waitForTimeout(300);
+  if (await confirm.first().isVisible()) await confirm.first().click({ timeout: 5000 });
+  await ed.page.waitForFunction(() => !(window as any).RED.nodes.dirty(), undefined, { timeout: 20_000 });
+}
+
+/** Double-clicks the node in the workspace, as a user opens its dialog. */
+export async function openNode(ed: Editor, id: string): Promise<void> {
+  await ed.page.evaluate((nid) => (window as any).RED.view.reveal(nid), id);
+  const box = await ed.page.locator(`#red-ui-workspace-chart g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`).first();
+  await box.dblclick();
+  await ed.page.waitForSelector('.red-ui-tray', { timeout: 15_000 });
+}

@@ -8,6 +8,15 @@
  * Retry-After), 451 naming the org's region, 404 "No CDRs…" for empty windows, 401 on expired access
  * tokens, and injectable faults (5xx bursts, 504, 423, hangs). Records are built from the real ones in
  * test/fixtures/shared/webex/. Time comes from a Clock, so tests run hours of API time in milliseconds.
+ *
+ * The integration's authorization as Webex does it: GET /v1/authorize checks the client id, the
+ * registered redirect URIs (an unregistered one gets an error page, never a redirect) and the scopes
+ * the integration has (else a redirect with error=invalid_scope), then consents at once (or declines,
+ * `consent: 'deny'`) and redirects with a single-use code and the state; the authorization_code grant
+ * on /v1/access_token refuses a wrong client or secret (401 invalid_client), an unknown, expired, reused
+ * or other client's code, and a redirect_uri other than the one the code was issued for (400
+ * invalid_grant). Every token carries the scopes it was granted: the CDR endpoints answer 403 without
+ * spark-admin:calling_cdr_read, GET /v1/people/me (the authorizing user) 403 without spark:people_read.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -59,8 +68,8 @@ export interface SimRecord {
 }
 
 export interface Fault {
-  /** Which requests: an endpoint, 'token', or 'any' (default: the CDR endpoints). */
-  on?: 'cdr_stream' | 'cdr_feed' | 'token' | 'cdr';
+  /** Which requests: an endpoint, 'token', 'identity' (people/me), or the CDR endpoints (default). */
+  on?: 'cdr_stream' | 'cdr_feed' | 'token' | 'identity' | 'cdr';
   /** Only initial requests, or only next-page requests. */
   kind?: 'initial' | 'page';
   status?: number;
@@ -74,6 +83,32 @@ export interface Fault {
   after?: number;
 }
 
+export interface SimUser {
+  id: string;
+  displayName: string;
+  email: string;
+}
+
+/** One consent given at /v1/authorize, and what became of its code. */
+export interface SimAuthorization {
+  /** Names the token chain: every token issued from this code (and its refreshes) carries it. */
+  id: string;
+  code: string;
+  clientId: string;
+  redirectUri: string;
+  scopes: string[];
+  state: string | null;
+  expiresAt: number;
+  /** Tokens issued for it (the code grant succeeded). */
+  refreshToken?: string;
+  accessToken?: string;
+  exchanged: boolean;
+}
+
+export const CDR_SCOPE = 'spark-admin:calling_cdr_read';
+export const PEOPLE_SCOPE = 'spark:people_read';
+const SCOPE_403 = 'The server understood the request, but refused to fulfill it because the access token is missing required scopes or the user is missing required roles or licenses.';
+
 export interface RequestLog {
   at: number;
   region: string;
@@ -83,8 +118,10 @@ export interface RequestLog {
   url: string;
   query: Record<string, string>;
   status: number;
-  kind: 'initial' | 'page' | 'token';
+  kind: 'initial' | 'page' | 'token' | 'authorize' | 'identity';
   items: number;
+  /** Which authorization the bearer token descends from ('seed' for issued ones), when it was valid. */
+  grant?: string;
 }
 
 export interface SimOptions {
@@ -104,6 +141,16 @@ export interface SimOptions {
   streamDelayMs?: number;
   /** How far back cdr_feed accepts a start (the docs say 30 days in one place, 48 h in another). */
   feedRetentionMs?: number;
+  /** Redirect URIs registered with the integration (exact match, as Webex checks them). */
+  redirectUris?: string[];
+  /** Scopes the integration was created with. */
+  scopes?: string[];
+  /** What the user at the consent page does. */
+  consent?: 'auto' | 'deny';
+  /** Lifetime of an authorization code (Webex does not document it; OAuth advises at most 10 minutes). */
+  codeTtlS?: number;
+  /** The user who consents. */
+  user?: SimUser;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -140,10 +187,19 @@ export class WebexApiSim {
   unknownLinks = 0;
   /** Path and query of every next-page link issued, exactly as sent in the Link header. */
   private issuedLinks = new Set<string>();
+  /** Redirect URIs registered with the integration; add the editor's once its port is known. */
+  redirectUris: string[];
+  integrationScopes: string[];
+  consent: 'auto' | 'deny';
+  user: SimUser;
+  /** Every consent given, in order. */
+  authorizations: SimAuthorization[] = [];
+  /** authorization_code grants answered 200. */
+  codeGrants = 0;
   private servers = new Map<string, http.Server>();
   private urls = new Map<string, string>();
-  private access = new Map<string, number>();
-  private refresh = new Map<string, { expiresAt: number; revoked: boolean }>();
+  private access = new Map<string, { expiresAt: number; scopes: string[]; grant: string }>();
+  private refresh = new Map<string, { expiresAt: number; revoked: boolean; scopes: string[]; grant: string }>();
   private lastInitial = -Infinity;
   private pageTimes: number[] = [];
   private hung: http.ServerResponse[] = [];
@@ -153,6 +209,10 @@ export class WebexApiSim {
     this.clock = opts.clock;
     this.clientId = opts.clientId ?? 'C0ffee-client-id';
     this.clientSecret = opts.clientSecret ?? 'sekrit-client-secret';
+    this.redirectUris = [...(opts.redirectUris ?? [])];
+    this.integrationScopes = opts.scopes ?? ['spark:kms', CDR_SCOPE, PEOPLE_SCOPE];
+    this.consent = opts.consent ?? 'auto';
+    this.user = opts.user ?? { id: 'Y2lzY29zcGFyazovL3VzL1BFT1BMRS9zaW0tYWRtaW4', displayName: 'Sim Admin', email: 'sim.admin@example.com' };
   }
 
   async start(): Promise<this> {
@@ -182,19 +242,28 @@ export class WebexApiSim {
     return `${this.url()}/v1/access_token`;
   }
 
+  get authorizeUrl(): string {
+    return `${this.url()}/v1/authorize`;
+  }
+
   /** A refresh token as an admin's browser authorization would give. */
-  issueRefreshToken(ttlS = this.opts.refreshTtlS ?? 7775999): string {
+  issueRefreshToken(ttlS = this.opts.refreshTtlS ?? 7775999, scopes = [CDR_SCOPE], grant = 'seed'): string {
     const rt = `RT-${randomBytes(12).toString('hex')}`;
-    this.refresh.set(rt, { expiresAt: this.clock.now() + ttlS * 1000, revoked: false });
+    this.refresh.set(rt, { expiresAt: this.clock.now() + ttlS * 1000, revoked: false, scopes, grant });
     this.issuedTokens.push(rt);
     return rt;
   }
 
-  issueAccessToken(ttlS = this.opts.accessTtlS ?? 1209599): string {
+  issueAccessToken(ttlS = this.opts.accessTtlS ?? 1209599, scopes = [CDR_SCOPE], grant = 'seed'): string {
     const at = `AT-${randomBytes(12).toString('hex')}`;
-    this.access.set(at, this.clock.now() + ttlS * 1000);
+    this.access.set(at, { expiresAt: this.clock.now() + ttlS * 1000, scopes, grant });
     this.issuedTokens.push(at);
     return at;
+  }
+
+  /** Which authorization a token descends from ('seed' for issued ones), if it was issued here. */
+  grantOf(token: string): string | undefined {
+    return this.access.get(token)?.grant ?? this.refresh.get(token)?.grant;
   }
 
   revokeRefreshToken(rt: string): void {
@@ -203,7 +272,7 @@ export class WebexApiSim {
   }
 
   expireAccessTokens(): void {
-    for (const k of this.access.keys()) this.access.set(k, 0);
+    for (const v of this.access.values()) v.expiresAt = 0;
   }
 
   /**
@@ -245,7 +314,7 @@ export class WebexApiSim {
   private takeFault(on: string, kind: RequestLog['kind']): Fault | null {
     for (const f of this.faults) {
       const target = f.on ?? 'cdr';
-      const onOk = target === on || (target === 'cdr' && on !== 'token');
+      const onOk = target === on || (target === 'cdr' && on !== 'token' && on !== 'identity');
       const kindOk = !f.kind || f.kind === kind;
       if (onOk && kindOk && (f.times ?? 1) > 0) {
         if ((f.after ?? 0) > 0) {
@@ -274,6 +343,22 @@ export class WebexApiSim {
         res.writeHead(status, { 'content-type': 'application/json', trackingid: `SIM_${this.log.length}`, ...headers });
         res.end(text);
       };
+      if (u.pathname === '/v1/authorize' && req.method === 'GET') {
+        entry.kind = 'authorize';
+        return this.authorize(u.searchParams, res, entry);
+      }
+      if (u.pathname === '/v1/people/me' && req.method === 'GET') {
+        entry.kind = 'identity';
+        const tok = this.bearer(req, entry);
+        if (!tok) return send(401, { message: 'The request requires a valid access token set in the Authorization request header.', trackingId: 'SIM' });
+        if (!tok.scopes.includes(PEOPLE_SCOPE)) return send(403, { message: SCOPE_403, trackingId: 'SIM' });
+        const fault = this.takeFault('identity', 'identity');
+        if (fault) return send(fault.status ?? 500, fault.body ?? { message: `simulated ${fault.status ?? 500}`, trackingId: 'SIM' }, fault.headers);
+        return send(200, {
+          id: this.user.id, emails: [this.user.email], phoneNumbers: [], displayName: this.user.displayName, nickName: this.user.displayName.split(' ')[0],
+          orgId: this.orgId, created: '2024-01-15T09:00:00.000Z', type: 'person',
+        });
+      }
       if (u.pathname === '/v1/access_token' && req.method === 'POST') {
         entry.kind = 'token';
         const answer = () => this.token(Buffer.concat(chunks).toString('utf8'), send, res, entry);
@@ -303,9 +388,9 @@ export class WebexApiSim {
         return send(fault.status ?? 500, fault.body ?? { message: `simulated ${fault.status ?? 500}`, trackingId: 'SIM' }, fault.headers);
       }
       // auth
-      const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const exp = auth ? this.access.get(auth) : undefined;
-      if (exp === undefined || exp <= this.clock.now()) return send(401, { message: 'The request requires a valid access token set in the Authorization request header.', trackingId: 'SIM' });
+      const tok = this.bearer(req, entry);
+      if (!tok) return send(401, { message: 'The request requires a valid access token set in the Authorization request header.', trackingId: 'SIM' });
+      if (!tok.scopes.includes(CDR_SCOPE)) return send(403, { message: SCOPE_403, trackingId: 'SIM' });
       // region
       const home = this.opts.orgRegion ?? region;
       if (home !== region) {
@@ -400,8 +485,10 @@ export class WebexApiSim {
       return send(fault.status ?? 500, fault.body ?? { message: 'simulated' }, fault.headers);
     }
     const form = new URLSearchParams(body);
-    if (form.get('grant_type') !== 'refresh_token') return send(400, { error: 'unsupported_grant_type' });
+    const grantType = form.get('grant_type');
+    if (grantType !== 'refresh_token' && grantType !== 'authorization_code') return send(400, { error: 'unsupported_grant_type' });
     if (form.get('client_id') !== this.clientId || form.get('client_secret') !== this.clientSecret) return send(401, { error: 'invalid_client', message: 'client authentication failed' });
+    if (grantType === 'authorization_code') return this.codeGrant(form, send);
     this.refreshGrants++;
     const rt = form.get('refresh_token') ?? '';
     this.presentedRefreshTokens.push(rt);
@@ -412,13 +499,74 @@ export class WebexApiSim {
     let out = rt;
     if (this.opts.rotateRefreshTokens !== false) {
       known.revoked = true;
-      out = this.issueRefreshToken();
+      out = this.issueRefreshToken(undefined, known.scopes, known.grant);
     }
+    send(200, this.tokenAnswer(out, known.scopes, known.grant));
+  }
+
+  private tokenAnswer(rt: string, scopes: string[], grant: string): Record<string, unknown> {
     const ttl = this.opts.accessTtlS ?? 1209599;
-    send(200, {
-      access_token: this.issueAccessToken(ttl), expires_in: ttl, refresh_token: out,
-      refresh_token_expires_in: Math.round((this.refresh.get(out)!.expiresAt - this.clock.now()) / 1000), token_type: 'Bearer', scope: 'spark-admin:calling_cdr_read',
+    return {
+      access_token: this.issueAccessToken(ttl, scopes, grant), expires_in: ttl, refresh_token: rt,
+      refresh_token_expires_in: Math.round((this.refresh.get(rt)!.expiresAt - this.clock.now()) / 1000), token_type: 'Bearer', scope: scopes.join(' '),
+    };
+  }
+
+  /** The access token of a request, while it is valid (and logs which authorization it descends from). */
+  private bearer(req: http.IncomingMessage, entry: RequestLog): { scopes: string[]; grant: string } | null {
+    const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const known = auth ? this.access.get(auth) : undefined;
+    if (!known || known.expiresAt <= this.clock.now()) return null;
+    entry.grant = known.grant;
+    return known;
+  }
+
+  /** The consent page: checks as Webex does, then consents (or declines) at once and redirects. */
+  private authorize(q: URLSearchParams, res: http.ServerResponse, entry: RequestLog): void {
+    const page = (status: number, text: string) => {
+      entry.status = status;
+      this.log.push(entry);
+      res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!DOCTYPE html><title>Webex</title><h1>Something went wrong</h1><p>${text}</p>`);
+    };
+    const redirectUri = q.get('redirect_uri') ?? '';
+    if (q.get('client_id') !== this.clientId) return page(400, 'invalid_client: the client ID is not known');
+    if (!this.redirectUris.includes(redirectUri)) return page(400, 'redirect_uri mismatch: the redirect URI is not registered with the integration');
+    const state = q.get('state');
+    const back = (params: Record<string, string>) => {
+      const target = new URL(redirectUri);
+      for (const [k, v] of Object.entries({ ...params, ...(state !== null ? { state } : {}) })) target.searchParams.set(k, v);
+      entry.status = 302;
+      this.log.push(entry);
+      res.writeHead(302, { location: target.href });
+      res.end();
+    };
+    if (q.get('response_type') !== 'code') return back({ error: 'unsupported_response_type', error_description: 'Only response_type=code is supported.' });
+    const scopes = (q.get('scope') ?? '').split(' ').filter(Boolean);
+    if (scopes.length === 0 || scopes.some((x) => !this.integrationScopes.includes(x))) return back({ error: 'invalid_scope', error_description: 'The requested scope is invalid.' });
+    if (this.consent === 'deny') return back({ error: 'access_denied', error_description: 'The user denied the request.' });
+    const code = `CODE-${randomBytes(16).toString('hex')}`;
+    this.authorizations.push({
+      id: `auth-${this.authorizations.length + 1}`, code, clientId: this.clientId, redirectUri, scopes, state,
+      expiresAt: this.clock.now() + (this.opts.codeTtlS ?? 300) * 1000, exchanged: false,
     });
+    back({ code });
+  }
+
+  /** grant_type=authorization_code: a known, fresh, unused code of this client, with its redirect_uri. */
+  private codeGrant(form: URLSearchParams, send: (s: number, b: unknown) => void): void {
+    const a = this.authorizations.find((x) => x.code === form.get('code'));
+    const refuse = (text: string) => send(400, { error: 'invalid_grant', error_description: text });
+    if (!a || a.clientId !== form.get('client_id')) return refuse('The authorization code is invalid.');
+    if (a.exchanged) return refuse('The authorization code has already been used.');
+    if (a.expiresAt <= this.clock.now()) return refuse('The authorization code has expired.');
+    if (form.get('redirect_uri') !== a.redirectUri) return refuse('The redirect_uri does not match the one used in the authorization request.');
+    a.exchanged = true;
+    this.codeGrants++;
+    a.refreshToken = this.issueRefreshToken(undefined, a.scopes, a.id);
+    const answer = this.tokenAnswer(a.refreshToken, a.scopes, a.id);
+    a.accessToken = answer.access_token as string;
+    send(200, answer);
   }
 }
 

@@ -7,10 +7,42 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { request, type Agent } from 'undici';
+import { createAgent } from '../../src/common/http';
 import { helper, capture, settle } from '../helpers/red';
-import { WebexApiSim, VirtualClock } from '../simulators/webex-api';
+import { WebexApiSim, VirtualClock, type SimOptions } from '../simulators/webex-api';
 import accountMod = require('../../src/nodes/webex-account');
 import pullMod = require('../../src/nodes/webex-cdr-pull');
+
+/**
+ * Opens a consent URL of the simulated Webex as a browser would, and returns where Webex sends the
+ * browser back (the 302 Location).
+ */
+export async function consent(url: string): Promise<URL> {
+  const res = await request(url, { method: 'GET' });
+  await res.body.text();
+  assert.equal(res.statusCode, 302, `the consent page redirects (got ${res.statusCode})`);
+  return new URL(String(res.headers.location));
+}
+
+export interface WebexSim {
+  readonly clock: VirtualClock;
+  readonly sim: WebexApiSim;
+  /** One agent for the whole describe block. */
+  readonly agent: Agent;
+}
+
+/** Mocha hooks for module tests: a new simulated Webex on a virtual clock for each test, one agent. */
+export function useWebexSim(opts: Omit<Partial<SimOptions>, 'clock'> = {}): WebexSim {
+  const w = { agent: createAgent({ timeoutMs: 2000 }) } as { clock: VirtualClock; sim: WebexApiSim; agent: Agent };
+  beforeEach(async () => {
+    w.clock = new VirtualClock(Date.parse('2026-11-23T12:00:00.000Z'));
+    w.sim = await new WebexApiSim({ clock: w.clock, ...opts }).start();
+  });
+  afterEach(() => w.sim.stop());
+  after(() => w.agent.close());
+  return w;
+}
 
 export const MIN = 60_000;
 export const H = 60 * MIN;
