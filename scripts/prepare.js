@@ -18,14 +18,16 @@ const pkg = require(path.join(root, 'package.json'));
 // what tsconfig.build.json needs besides the runtime dependencies
 const BUILD_TOOLS = ['typescript', '@types/node', '@types/node-red', '@types/yauzl'];
 
+/** Whether `name` is installed where Node (and tsc) would find it from the package: node_modules here or above. */
 function resolvable(name) {
-  try {
-    require.resolve(`${name}/package.json`, { paths: [root] });
-    return true;
-  } catch {
-    return false;
+  for (let dir = root; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'node_modules', name, 'package.json'))) return true;
+    if (path.dirname(dir) === dir) return false;
   }
 }
+
+// `npm pack --dry-run` (the package check) builds nothing
+if (process.env.npm_config_dry_run === 'true') process.exit(0);
 
 function build() {
   execFileSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { cwd: root, stdio: 'inherit' });
@@ -47,8 +49,11 @@ try {
   fs.writeFileSync(path.join(tools, 'package.json'), JSON.stringify({ name: 'cdrflow-build-tools', private: true }));
   const npm = process.env.npm_execpath;
   const args = ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', ...specs];
-  if (npm && npm.endsWith('.js')) execFileSync(process.execPath, [npm, ...args], { cwd: tools, stdio: 'inherit' });
-  else execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, { cwd: tools, stdio: 'inherit' });
+  // the outer npm's own options (--json, --dry-run, --global…) are not this install's
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_(json|dry_run|global|prefix|ignore_scripts|omit|include|production|save.*|workspaces?)$/i.test(k)));
+  const run = { cwd: tools, stdio: 'inherit', env };
+  if (npm && npm.endsWith('.js')) execFileSync(process.execPath, [npm, ...args], run);
+  else execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, run);
   // link what is missing into the package's own node_modules, where tsc looks for it
   for (const name of fs.readdirSync(path.join(tools, 'node_modules')).flatMap((n) => (n.startsWith('@')
     ? fs.readdirSync(path.join(tools, 'node_modules', n)).map((s) => `${n}/${s}`) : [n]))) {

@@ -23,6 +23,7 @@ describe('check:package (offline Flow Library scorecard and npm pack contents)',
       fs.mkdirSync(path.join(copy, 'examples'));
       const pkg = JSON.parse(fs.readFileSync(path.join(copy, 'package.json'), 'utf8'));
       pkg['node-red'].version = '^4.0.0';
+      delete pkg.scripts; // the copy has no scripts/ folder: npm pack would run prepare
       fs.writeFileSync(path.join(copy, 'package.json'), JSON.stringify(pkg));
       const html = path.join(copy, 'nodes', 'cms-cdr-in.html');
       fs.writeFileSync(html, fs.readFileSync(html, 'utf8').replace("category: 'CDR'", 'category: CATEGORY'));
