@@ -1,11 +1,14 @@
 /**
  * Live call state folded from the CMS CDR record stream (specs/cms.md §5, §7.2, §9): calls and their
  * legs, guest / Web App / external participants, restricted calls, and one event each time a call's
- * security state changes, plus a summary when a call ends. Pure: records in, events out; the state is
- * plain JSON (snapshot / restore) so a node can keep it across restarts.
+ * security state changes, plus a summary when a call ends. What the CMS API says about the live calls
+ * (a ReconcilePlan, src/cms/reconcile.ts) is folded in the same way. Pure: records in, events out; the
+ * state is plain JSON (snapshot / restore) so a node can keep it across restarts.
  */
 import { text, type CmsRecordView } from './record';
 import { expectShape } from '../common/persist';
+import { BoundedMap } from '../common/bounded-map';
+import { checkPlan, type ReconcilePlan } from './reconcile';
 
 
 export type SecurityLevel = 'none' | 'restricted' | 'external' | 'restrictedExternal';
@@ -40,8 +43,8 @@ export const DEFAULT_TRACKER_OPTIONS: TrackerOptions = {
 /** One record as the tracker reads it (src/cms/record.ts). */
 export type TrackerRecord = Omit<CmsRecordView, 'raw'>;
 
-/** A journal entry: a record applied at `t`, a bridge restart, or an expiry sweep. */
-export type TrackerEntry = { t: number; a: TrackerRecord } | { t: number; b: string } | { t: number; x: true };
+/** A journal entry: a record applied at `t`, a bridge restart, an expiry sweep, or what the API said. */
+export type TrackerEntry = { t: number; a: TrackerRecord } | { t: number; b: string } | { t: number; x: true } | { t: number; r: ReconcilePlan };
 
 const HANDLED = new Set(['callStart', 'callEnd', 'callLegStart', 'callLegUpdate', 'callLegEnd', 'recordingStart', 'streamingStart', 'recordingEnd', 'streamingEnd']);
 
@@ -130,9 +133,12 @@ export type SecurityReason = 'restrictedStart' | 'externalJoined' | 'externalLef
 export interface SecurityEvent {
   kind: 'security';
   reason: SecurityReason;
+  /** For `api`, what the call showed when the API was read. */
   previousLevel: SecurityLevel;
   time: string | null;
   call: CallView;
+  /** What made the change: a CDR record, or the CMS API's view of the live calls. */
+  source: 'cdr' | 'api';
 }
 
 export interface CallSummary {
@@ -147,8 +153,11 @@ export interface CallSummary {
   startTime: string | null;
   endTime: string | null;
   durationSeconds: number | null;
-  /** How the call ended for the tracker: its callEnd, no record for too long, the call cap, or its bridge restarted. */
-  ending: 'callEnd' | 'expired' | 'evicted' | 'bridgeRestarted';
+  /**
+   * How the call ended for the tracker: its callEnd, no record for too long, the call cap, its bridge
+   * restarted, or the CMS API no longer had it.
+   */
+  ending: 'callEnd' | 'expired' | 'evicted' | 'bridgeRestarted' | 'notInApi';
   /** The callStart was never seen (the tracker started mid-call). */
   partial: boolean;
   participants: number;
@@ -181,6 +190,11 @@ export class CallTracker {
   private readonly callLegs = new Map<string, Set<string>>();
   private readonly byCorrelator = new Map<string, Set<string>>();
   private readonly media = new Map<string, string>();
+  /**
+   * When the stream last ended a leg (`l:<id>`) or call (`c:<id>`), so an API read that began before
+   * does not bring it back. In memory only: after a restart every read begins later.
+   */
+  private readonly ended = new BoundedMap<string, number>({ max: 20_000, maxAgeMs: 3600_000 });
   private stats: TrackerStats = { expiredCalls: 0, evictedCalls: 0, droppedPendingLegs: 0, unknownLegEnds: 0 };
 
   constructor(opts: Partial<TrackerOptions> = {}, state?: TrackerState) {
@@ -214,6 +228,8 @@ export class CallTracker {
       this.bridgeRestarted(e.b, e.t as number);
     } else if (e.x === true) {
       this.expire(e.t as number);
+    } else if (e.r !== undefined) {
+      this.reconcile(checkPlan(e.r), e.t as number);
     } else {
       expectShape(false, 'unknown tracker journal entry');
     }
@@ -233,23 +249,18 @@ export class CallTracker {
       case 'callStart': {
         if (!rec.id) break;
         const call = this.ensureCall(rec.id, now, events);
-        this.unindexCorrelator(call);
         call.placeholder = false;
-        call.name = text(f.name) ?? call.name;
-        call.callCorrelator = text(f.callCorrelator) ?? call.callCorrelator;
         call.callType = text(f.callType) ?? call.callType;
-        call.coSpace = text(f.coSpace) ?? call.coSpace;
         call.callBridge = rec.callBridge ?? call.callBridge;
         call.session = rec.session ?? call.session;
         call.startTime = rec.time ?? call.startTime;
-        call.restricted = call.name !== null && this.opts.restrictedPattern.test(call.name);
-        call.seen = now;
-        this.indexCorrelator(call);
+        this.describeCall(call, { name: text(f.name), callCorrelator: text(f.callCorrelator), coSpace: text(f.coSpace) }, now);
         touched.add(this.meetingKey(call));
         break;
       }
       case 'callEnd': {
         if (!rec.id) break;
+        this.ended.set(`c:${rec.id}`, now, now);
         const call = this.calls.get(rec.id);
         const summary = this.endCall(call ?? this.blankCall(rec.id, rec, now), 'callEnd', rec.time, touched);
         summary.durationSeconds = num(f.durationSeconds) ?? summary.durationSeconds;
@@ -262,15 +273,7 @@ export class CallTracker {
       case 'callLegStart':
       case 'callLegUpdate': {
         if (!rec.id) break;
-        let leg = this.legs.get(rec.id) ?? this.pending.get(rec.id);
-        if (!leg) {
-          leg = {
-            id: rec.id, call: null, displayName: null, remoteParty: null, remoteAddress: null, subType: null,
-            guest: false, webApp: false, notParticipant: false, external: false,
-            countedIn: null, countedGuest: false, countedExternal: false,
-            startTime: rec.type === 'callLegStart' ? rec.time : null, seen: now,
-          };
-        }
+        const leg = this.legs.get(rec.id) ?? this.pending.get(rec.id) ?? blankLeg(rec.id, rec.type === 'callLegStart' ? rec.time : null, now);
         leg.seen = now;
         leg.displayName = text(f.displayName) ?? leg.displayName;
         leg.remoteParty = text(f.remoteParty) ?? leg.remoteParty;
@@ -288,6 +291,7 @@ export class CallTracker {
       }
       case 'callLegEnd': {
         if (!rec.id) break;
+        this.ended.set(`l:${rec.id}`, now, now);
         const leg = this.legs.get(rec.id) ?? this.pending.get(rec.id);
         if (!leg) {
           this.stats.unknownLegEnds++;
@@ -345,6 +349,7 @@ export class CallTracker {
     const events: TrackerEvent[] = [];
     const touched = new Set<string>();
     const limit = now - this.opts.expireAfterMs;
+    this.ended.prune(now);
     for (const call of [...this.calls.values()]) {
       if (call.seen <= limit) {
         this.stats.expiredCalls++;
@@ -356,6 +361,55 @@ export class CallTracker {
     }
     this.announce(touched, null, events);
     return events;
+  }
+
+  /**
+   * Folds in what the CMS API says about the live calls (a plan from planReconcile): ends the calls it
+   * no longer has, rebuilds the calls it has with their legs, and takes the message each call shows as
+   * what was announced, so the events bring every screen to the level the call is at.
+   */
+  reconcile(plan: ReconcilePlan, now: number): TrackerEvent[] {
+    const events: TrackerEvent[] = [];
+    const touched = new Set<string>();
+    for (const id of plan.end) {
+      const call = this.calls.get(id);
+      if (call) events.push({ kind: 'summary', summary: this.endCall(call, 'notInApi', null, touched) });
+    }
+    for (const p of plan.calls) {
+      const call = this.ensureCall(p.id, now, events);
+      this.describeCall(call, p, now);
+      for (const id of p.drop) {
+        const leg = this.legs.get(id);
+        if (leg && leg.call === p.id) this.removeLeg(leg, touched);
+      }
+      for (const l of p.legs) {
+        const leg = this.legs.get(l.id) ?? this.pending.get(l.id) ?? blankLeg(l.id, null, now);
+        leg.seen = now;
+        leg.displayName = l.name ?? leg.displayName;
+        leg.remoteParty = l.remoteParty ?? leg.remoteParty;
+        leg.remoteAddress = l.remoteAddress ?? leg.remoteAddress;
+        if (l.subType !== undefined) leg.subType = l.subType;
+        leg.webApp = leg.subType === 'webApp';
+        if (leg.subType === 'distributionLink') leg.notParticipant = true;
+        leg.external = this.isExternal(leg);
+        this.placeLeg(leg, p.id, now, events, touched);
+      }
+      call.notified = p.shown;
+      touched.add(this.meetingKey(call));
+    }
+    this.announce(touched, null, events, 'api');
+    return events;
+  }
+
+  /** Whether the stream ended this leg (`l:<id>`) or call (`c:<id>`) at or after `since` (ms). */
+  endedSince(key: string, since: number): boolean {
+    const t = this.ended.get(key);
+    return t !== undefined && t >= since;
+  }
+
+  /** Whether the tracker knows this leg from a record or an earlier API read (its subType is known then). */
+  knowsLeg(id: string): boolean {
+    return this.legs.has(id) || this.pending.has(id);
   }
 
   /** The current view of one call, or null. */
@@ -417,6 +471,17 @@ export class CallTracker {
     const hosts = [leg.remoteParty, leg.remoteAddress].map(hostOf).filter((h): h is string => h !== null);
     if (hosts.length === 0) return false; // nothing to judge by
     return !hosts.some((h) => domains.some((d) => h === d || h.endsWith(`.${d}`)));
+  }
+
+  /** Takes what is given of a call's name, correlator and space; its restriction follows from the name. */
+  private describeCall(call: CallState, d: { name: string | null; callCorrelator: string | null; coSpace: string | null }, now: number): void {
+    this.unindexCorrelator(call);
+    call.name = d.name ?? call.name;
+    call.callCorrelator = d.callCorrelator ?? call.callCorrelator;
+    call.coSpace = d.coSpace ?? call.coSpace;
+    call.restricted = call.name !== null && this.opts.restrictedPattern.test(call.name);
+    call.seen = now;
+    this.indexCorrelator(call);
   }
 
   private ensureCall(id: string, now: number, events: TrackerEvent[]): CallState {
@@ -621,7 +686,7 @@ export class CallTracker {
   }
 
   /** For every call of every touched meeting whose level differs from what was last announced: one event. */
-  private announce(touched: Set<string>, time: string | null, events: TrackerEvent[]): void {
+  private announce(touched: Set<string>, time: string | null, events: TrackerEvent[], source: SecurityEvent['source'] = 'cdr'): void {
     for (const key of touched) {
       const meeting = this.meetingCalls(key);
       for (const call of meeting) {
@@ -629,13 +694,21 @@ export class CallTracker {
         if (view.level === call.notified) continue;
         const previousLevel = call.notified;
         call.notified = view.level;
-        events.push({ kind: 'security', reason: reasonFor(previousLevel, view.level), previousLevel, time, call: view });
+        events.push({ kind: 'security', reason: reasonFor(previousLevel, view.level), previousLevel, time, call: view, source });
       }
     }
   }
 }
 
-const LEVELS = new Set(['none', 'restricted', 'external', 'restrictedExternal']);
+function blankLeg(id: string, startTime: string | null, now: number): LegState {
+  return {
+    id, call: null, displayName: null, remoteParty: null, remoteAddress: null, subType: null,
+    guest: false, webApp: false, notParticipant: false, external: false,
+    countedIn: null, countedGuest: false, countedExternal: false, startTime, seen: now,
+  };
+}
+
+export const LEVELS: ReadonlySet<string> = new Set(['none', 'restricted', 'external', 'restrictedExternal']);
 const isStr = (v: unknown) => typeof v === 'string';
 const isStrOrNull = (v: unknown) => v === null || typeof v === 'string';
 const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);

@@ -1,7 +1,9 @@
 /**
  * cms-call-tracker: folds the records of cms-cdr-in into live call state (src/cms/tracker.ts) and sends
  * (1) one message each time a call's security state changes, with the notice text to show, and
- * (2) a summary when a call ends. The state survives redeploys and restarts (nodeState).
+ * (2) a summary when a call ends. The state survives redeploys and restarts (nodeState). With a
+ * cms-server, it checks its view against the CMS API (src/cms/reconcile.ts) on start, after every gap
+ * cms-cdr-in reports, and on `msg.topic` `reconcile`: the API is the source of truth.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import {
@@ -9,9 +11,11 @@ import {
   type TrackerEvent, type TrackerOptions, type TrackerEntry, type SecurityLevel,
 } from '../cms/tracker';
 import { readRecord } from '../cms/record';
+import { planReconcile } from '../cms/reconcile';
+import type { CmsApiClient } from '../cms/api';
 import { nodeState, serveStoreList } from './lib/state';
 import { properties } from './lib/props';
-import { reportConfigProblem } from './lib/config';
+import { reportConfigProblem, useConfig, ConfigProblem, type ConfigHandle } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
 
 interface CmsCallTrackerDef extends NodeDef {
@@ -25,7 +29,12 @@ interface CmsCallTrackerDef extends NodeDef {
   textBoth?: string;
   position?: string;
   stateStore?: string;
+  server?: string;
+  apiRetry?: number | string;
 }
+
+/** What cms-cdr-in's second output says when records may have been missed. */
+const GAPS = new Set(['recordsMissing', 'sessionChanged', 'sequenceGap']);
 
 const DEFAULT_TEXTS = {
   external: 'External Participant(s) in Meeting',
@@ -85,11 +94,78 @@ export = function register(RED: NodeAPI): void {
     function showStatus(): void {
       const c = tracker.counts();
       const warn = c.externalCalls > 0 || c.restrictedCalls > 0;
-      status.set({
-        fill: warn ? 'yellow' : 'green',
-        shape: 'dot',
-        text: RED._('cms-call-tracker.status.calls', { calls: count(c.calls), external: count(c.externalCalls), restricted: count(c.restrictedCalls) }),
+      const text = RED._('cms-call-tracker.status.calls', { calls: count(c.calls), external: count(c.externalCalls), restricted: count(c.restrictedCalls) });
+      if (apiError !== null) {
+        status.set({ fill: 'yellow', shape: 'ring', text: RED._('cms-call-tracker.status.apiFailed', { calls: text }) });
+        return;
+      }
+      status.set({ fill: warn ? 'yellow' : 'green', shape: 'dot', text });
+    }
+
+    // ---- the CMS API as the source of truth (optional) ----
+    const api: ConfigHandle<CmsApiClient> | null = prop.text('server') ? useConfig<CmsApiClient>(RED, node, 'cms-call-tracker', def.server, status) : null;
+    const retryMs = prop.seconds('apiRetry', 30, { positive: true });
+    const abort = new AbortController();
+    let apiError: string | null = null;
+    let failures = 0;
+    let reading: Promise<void> | null = null;
+    let again = false;
+    let closing = false;
+    let retryTimer: NodeJS.Timeout | null = null;
+
+    /** Reads the live calls from the API and brings the view and the screens in line; one read at a time. */
+    function reconcile(trigger: string): void {
+      if (!api || closing) return;
+      if (reading) {
+        again = true; // a gap reported during a read: read again once it is done
+        return;
+      }
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = null;
+      reading = readApi(trigger).finally(() => {
+        reading = null;
+        if (again && !closing) {
+          again = false;
+          reconcile(trigger);
+        }
       });
+    }
+
+    async function readApi(trigger: string): Promise<void> {
+      await ready;
+      const startedAt = Date.now();
+      try {
+        const client = api!.get();
+        const read = await client.readActiveCalls({ needLegDetail: (id) => !tracker.knowsLeg(id), signal: abort.signal });
+        if (closing) return;
+        const plan = planReconcile(tracker.snapshot(), { calls: read.calls, complete: read.complete, startedAt }, texts, tracker);
+        const now = Date.now();
+        const events = tracker.reconcile(plan, now);
+        if (plan.end.length > 0 || plan.calls.length > 0) void state.record({ t: now, r: plan });
+        if (events.length > 0) node.send(toMessages(events, null) as any);
+        // what the bridges that answered said is in; a bridge that did not is reported (and tried again)
+        if (read.failures.length > 0) throw new Error(read.failures.map((f) => f.message).join('; '));
+        failures = 0;
+        apiError = null;
+      } catch (err) {
+        if (closing) return;
+        failures++;
+        apiError = (err as Error).message;
+        const retry = !(err instanceof ConfigProblem);
+        const delay = Math.min(retryMs * 2 ** (failures - 1), retryMs * 16);
+        const text = RED._(retry ? 'cms-call-tracker.errors.apiRetry' : 'cms-call-tracker.errors.api', { error: apiError, seconds: Math.round(delay / 100) / 10 });
+        // a configuration that cannot work was said at deploy (useConfig); a message that asks fails with it
+        if (retry || trigger !== 'start') node.error(text, { topic: 'apiError', payload: { trigger, error: apiError, failures } } as NodeMessage);
+        if (retry) {
+          retryTimer = setTimeout(() => {
+            retryTimer = null;
+            reconcile('retry');
+          }, delay);
+          retryTimer.unref?.();
+        }
+      } finally {
+        showStatus();
+      }
     }
 
     /** Two outputs: security changes, summaries. Each message keeps the properties of `base`. */
@@ -100,7 +176,7 @@ export = function register(RED: NodeAPI): void {
         const out = (base ? RED.util.cloneMessage(base) : {}) as NodeMessage & Record<string, unknown>;
         if (e.kind === 'security') {
           out.topic = 'security';
-          out.payload = { event: e.reason, previousLevel: e.previousLevel, time: e.time, ...e.call };
+          out.payload = { event: e.reason, previousLevel: e.previousLevel, time: e.time, source: e.source, ...e.call };
           out.callId = e.call.callId;
           const text = texts[e.call.level];
           out.message = text === '' ? { text: '', position, duration: 0 } : { text, position, duration: 'permanent' };
@@ -121,8 +197,10 @@ export = function register(RED: NodeAPI): void {
         const now = Date.now();
         const events: TrackerEvent[] = [];
         const p = msg.payload as { previousSession?: unknown } | null;
-        if (msg.topic === 'sessionChanged' && p && typeof p.previousSession === 'string') {
-          events.push(...change({ t: now, b: p.previousSession }));
+        if (msg.topic === 'reconcile' || GAPS.has(msg.topic as string)) {
+          if (msg.topic === 'sessionChanged' && p && typeof p.previousSession === 'string') events.push(...change({ t: now, b: p.previousSession }));
+          // records may be missing: the API says what is live (never waited for: the stream goes on)
+          reconcile(msg.topic as string);
         } else {
           const items = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
           for (const item of items) {
@@ -155,13 +233,20 @@ export = function register(RED: NodeAPI): void {
     }, sweepMs);
     timer.unref?.();
 
+    // on start: what happened while Node-RED was down (or after the last record it kept) is read from the API
+    void ready.then(() => reconcile('start'));
+
     node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
       clearInterval(timer);
+      if (retryTimer) clearTimeout(retryTimer);
+      abort.abort(new Error('node closed'));
       status.stop();
-      state.close(removed).catch(() => undefined).then(() => {
-        node.status({});
-        done();
-      });
+      Promise.resolve(reading).catch(() => undefined)
+        .then(() => state.close(removed)).catch(() => undefined).then(() => {
+          node.status({});
+          done();
+        });
     });
   }
 

@@ -146,6 +146,114 @@ describe('cms/api', () => {
     assert.throws(() => new CmsApiClient({ baseUrls: [], user: 'u', password: 'p' }), /no CMS/);
   });
 
+  describe('reading the live calls', () => {
+    const A = '0a0a0a0a-1111-4222-8333-00000000000a';
+    const B = '0b0b0b0b-1111-4222-8333-00000000000b';
+    const CORR = 'cccccccc-1111-4222-8333-00000000000c';
+    const legIds = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(4, '0')}-0000-4000-8000-000000000000`);
+
+    it('reads every bridge page by page, with the message on screen and each leg\'s subType', async () => {
+      sim.pageMax = 3; // CMS sends fewer than asked: the total decides when the list is done
+      const calls = Array.from({ length: 7 }, (_, i) => `ca11${String(i).padStart(4, '0')}-0000-4000-8000-000000000000`);
+      for (const id of calls) sim.addCall('cb1', id, { name: `Room ${id.slice(4, 8)}` });
+      sim.addCall('cb2', A, { name: 'Restricted & <secret>', callCorrelator: CORR, messageText: 'External Participant(s) in Meeting' });
+      const legs = legIds(5, 'aaaa');
+      legs.forEach((id, i) => sim.addLeg('cb2', A, id, i === 0 ? { subType: 'webApp', type: 'acano', name: 'Visitor' } : { remoteParty: `p${i}@corp.example` }));
+      sim.addLeg('cb2', A, legIds(1, 'dddd')[0], { subType: 'distributionLink' });
+      const read = await client({ baseUrls: sim.bridges.slice(0, 2).map((b) => b.url) }).readActiveCalls({ pageSize: 20 });
+      assert.equal(read.complete, true);
+      assert.deepEqual(read.failures, []);
+      assert.deepEqual(read.calls.map((c) => c.id).sort(), [...calls, A].sort());
+      const a = read.calls.find((c) => c.id === A)!;
+      assert.equal(a.baseUrl, sim.bridge('cb2').url);
+      assert.equal(a.name, 'Restricted & <secret>');
+      assert.equal(a.callCorrelator, CORR);
+      assert.equal(a.messageText, 'External Participant(s) in Meeting');
+      assert.equal(a.legsComplete, true);
+      assert.deepEqual(a.legs.map((l) => [l.id.slice(0, 8), l.subType, l.type, l.detail]), [
+        ['aaaa0000', 'webApp', 'acano', true], ['aaaa0001', null, 'sip', true], ['aaaa0002', null, 'sip', true],
+        ['aaaa0003', null, 'sip', true], ['aaaa0004', null, 'sip', true], ['dddd0000', 'distributionLink', 'sip', true],
+      ]);
+      assert.equal(a.legs[1].remoteParty, 'p1@corp.example');
+      assert.equal(read.calls.find((c) => c.id === calls[0])!.messageText, '', 'no messageText element: nothing shown');
+      // pages as asked: offset moves by what came, limit as asked
+      assert.deepEqual(sim.log.filter((r) => r.bridge === 'cb1' && r.path === '/api/v1/calls').map((r) => r.query),
+        ['offset=0&limit=20', 'offset=3&limit=20', 'offset=6&limit=20']);
+      assert.deepEqual(sim.log.filter((r) => r.path === `/api/v1/calls/${A}/callLegs`).map((r) => r.query), ['offset=0&limit=20', 'offset=3&limit=20']);
+      assert.ok(sim.log.every((r) => r.method === 'GET'));
+      // the owner of each call is known now: a PUT goes straight to it
+      sim.log.length = 0;
+      const c = clients[clients.length - 1];
+      assert.equal(c.ownerOf(A), sim.bridge('cb2').url);
+      assert.equal((await c.clearCallMessage(A)).attempts, 1);
+    });
+
+    it('reads the details of the legs it is asked for only', async () => {
+      sim.addCall('cb1', A);
+      const [known, unknown] = legIds(2, 'eeee');
+      sim.addLeg('cb1', A, known, { subType: 'webApp' });
+      sim.addLeg('cb1', A, unknown, { subType: 'webApp' });
+      const read = await client({ baseUrls: [sim.bridge('cb1').url] }).readActiveCalls({ needLegDetail: (id) => id !== known });
+      assert.deepEqual(read.calls[0].legs.map((l) => [l.id, l.detail, l.subType]), [[known, false, null], [unknown, true, 'webApp']]);
+      assert.deepEqual(sim.log.filter((r) => r.legId).map((r) => r.legId), [unknown]);
+    });
+
+    it('is not complete when a list moves while it is paged, and skips what ended between list and details', async () => {
+      sim.pageMax = 2;
+      const calls = Array.from({ length: 5 }, (_, i) => `ca11${String(i).padStart(4, '0')}-0000-4000-8000-000000000000`);
+      for (const id of calls) sim.addCall('cb1', id);
+      const legs = legIds(3, 'ffff');
+      for (const l of legs) sim.addLeg('cb1', calls[4], l);
+      sim.onRequest = (r, bridge) => {
+        // the first call ends while the second page is asked for: everything after it moves up by one
+        if (r.path === '/api/v1/calls' && r.query.startsWith('offset=2')) bridge.calls.delete(calls[0]);
+        // a call ends between the list and its details; a leg leaves between its call's leg list and its details
+        if (r.path === `/api/v1/calls/${calls[1]}`) bridge.calls.delete(calls[1]);
+        if (r.legId === legs[0]) bridge.calls.get(calls[4])!.legs.delete(legs[0]);
+      };
+      const read = await client({ baseUrls: [sim.bridge('cb1').url] }).readActiveCalls();
+      assert.equal(read.complete, false, 'a call may have been skipped by the paging');
+      assert.deepEqual(read.failures, []);
+      assert.ok(!read.calls.some((c) => c.id === calls[1]), 'a call that ended meanwhile is left out');
+      const last = read.calls.find((c) => c.id === calls[4]);
+      assert.ok(last, 'listed');
+      assert.deepEqual(last.legs.map((l) => l.id), legs.slice(1));
+    });
+
+    it('reports a bridge it cannot read (401 after the password changed) and keeps what the others said', async () => {
+      sim.addCall('cb1', A);
+      sim.addCall('cb2', B);
+      const c = client({ baseUrls: sim.bridges.slice(0, 2).map((b) => b.url), retries: 1 });
+      sim.bridge('cb2').faults.push(500, 500);
+      const read = await c.readActiveCalls();
+      assert.equal(read.complete, false);
+      assert.deepEqual(read.calls.map((x) => x.id), [A]);
+      assert.deepEqual(read.failures.map((f) => [f.code, f.baseUrl]), [['server', sim.bridge('cb2').url]]);
+      sim.setCredentials('apiuser', 'changed');
+      const denied = await c.readActiveCalls();
+      assert.deepEqual(denied.failures.map((f) => f.code), ['auth', 'auth']);
+      assert.match(denied.failures[0].message, /401 Unauthorized: check the API user and password/);
+      assert.deepEqual(denied.calls, []);
+      assert.equal(denied.complete, false);
+    });
+
+    it('refuses an answer that is not what CMS sends', async () => {
+      const server = (await import('node:http')).createServer((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(req.url?.startsWith('/api/v1/calls?') ? '<html><body>login</body></html>' : '');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      try {
+        const read = await client({ baseUrls: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`] }).readActiveCalls();
+        assert.deepEqual(read.failures.map((f) => f.code), ['badAnswer']);
+        assert.match(read.failures[0].message, /the call list: expected <calls>, got <html>/);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    });
+  });
+
   it('refuses a call id that is not one', async () => {
     const c = client();
     await assert.rejects(c.setCallMessage('../system/x', { text: 'x' }), (err: CmsApiError) => err.code === 'config');

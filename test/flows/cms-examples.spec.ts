@@ -11,7 +11,7 @@ import cmsCdrIn from '../../src/nodes/cms-cdr-in';
 import cmsCallTracker from '../../src/nodes/cms-call-tracker';
 import cmsCallMessage from '../../src/nodes/cms-call-message';
 import cmsServer from '../../src/nodes/cms-server';
-import { helper, capture, coreNode, useTempUserDir } from '../helpers/red';
+import { helper, capture, coreNode, coreNodesDir, collect, useTempUserDir } from '../helpers/red';
 import { own, shared } from '../helpers/fixtures';
 import { CmsApiSimulator } from '../simulators/cms-api';
 
@@ -147,16 +147,32 @@ describe('CMS example flows', function () {
       await sim.close();
     });
 
-    async function start(): Promise<supertest.Agent> {
+    /**
+     * Loads the example against the simulator. `tune` changes what a test needs faster than a user would
+     * (retry waits); the tracker's first read of the live calls is over when this returns.
+     */
+    async function start(tune: (flow: any[]) => void = () => undefined, password = 'apipass'): Promise<supertest.Agent> {
       const flow = loadExample('CMS call security notifications');
       const server = flow.find((n) => n.type === 'cms-server');
       assert.equal(server.verifyTls, true, 'TLS verification on in the example');
       server.urls = sim.bridges.map((b) => b.url).join('\n');
+      tune(flow);
       const cdrIn = capture(cmsCdrIn as any);
-      await helper.load([cdrIn.module, capture(cmsCallTracker as any).module, capture(cmsCallMessage as any).module, capture(cmsServer as any).module, core('common/90-comment.js')],
-        flow, { [server.id]: { user: 'apiuser', password: 'apipass' } });
+      await helper.load([cdrIn.module, capture(cmsCallTracker as any).module, capture(cmsCallMessage as any).module, capture(cmsServer as any).module,
+        core('common/90-comment.js'), core('common/21-debug.js'), core('common/25-catch.js')],
+      flow, { [server.id]: { user: 'apiuser', password } });
+      if (flow.find((n) => n.type === 'cms-call-tracker').server) {
+        await until('the tracker\'s first read of the live calls', () => sim.bridges.every((b) => sim.log.some((r) => r.bridge === b.name && r.path === '/api/v1/calls' && r.status !== 0)));
+        await new Promise((r) => setTimeout(r, 50));
+      }
       return supertest(cdrIn.red.RED.httpNode) as unknown as supertest.Agent;
     }
+    const node = (name: string) => {
+      const found = loadExample('CMS call security notifications').find((n) => n.name === name);
+      assert.ok(found, `the example has a node named ${name}`);
+      return helper.getNode(found.id);
+    };
+    const byType = (type: string) => helper.getNode(loadExample('CMS call security notifications').find((n) => n.type === type).id);
 
     const counters = new Map<string, number>();
     function post(session: string, bridge: string | null, ...records: Array<[string, string, string]>): string {
@@ -170,6 +186,7 @@ describe('CMS example flows', function () {
     }
     const send = (http: supertest.Agent, body: string) => http.post('/cdr-security').set('content-type', 'text/xml').send(body).expect(200);
     const puts = () => sim.puts().map((p) => [p.bridge, p.callId, Object.fromEntries(p.form).messageText, Object.fromEntries(p.form).messageDuration]);
+    const putLog = () => sim.log.filter((r) => r.method === 'PUT').map((r) => [r.bridge, r.status]);
 
     it('shows the notice while a guest is in the call and clears it when the guest leaves', async () => {
       const http = await start();
@@ -190,7 +207,7 @@ describe('CMS example flows', function () {
         ['cb2', CALL, 'External Participant(s) in Meeting', 'permanent'],
         ['cb2', CALL, '', '0'],
       ]);
-      assert.deepEqual(sim.log.map((r) => [r.bridge, r.status]), [['cb1', 404], ['cb2', 200], ['cb2', 200]], 'the owning bridge is found once, then remembered');
+      assert.deepEqual(putLog(), [['cb1', 404], ['cb2', 200], ['cb2', 200]], 'the owning bridge is found once, then remembered');
     });
 
     it('warns every bridge of a restricted clustered meeting, in order', async () => {
@@ -231,7 +248,85 @@ describe('CMS example flows', function () {
         ['cb2', B, 'Restricted Meeting', 'permanent'],
       ]);
       assert.deepEqual(all.slice(0, 2).map((p) => p[1]), [A, B]);
-      assert.ok(sim.log.every((r) => r.method === 'PUT' && (r.status === 200 || r.status === 404)));
+      assert.ok(putLog().every(([, status]) => status === 200 || status === 404));
+    });
+
+    it('sets every property of every node, and wires every output to something a user sees', () => {
+      const flow = loadExample('CMS call security notifications');
+      const editorDefaults = (file: string, type: string): string[] => {
+        const html = fs.readFileSync(file, 'utf8');
+        const at = html.search(new RegExp(`registerType\\(\\s*['"]${type}['"]`));
+        assert.ok(at >= 0, `${type} in ${file}`);
+        const block = /defaults:\s*\{([\s\S]*?)\n\s{8}\},/.exec(html.slice(at))![1];
+        return [...block.matchAll(/^\s{12}(\w+)\s*:/gm)].map((m) => m[1]);
+      };
+      const files: Record<string, string> = {
+        debug: path.join(coreNodesDir(), 'core', 'common', '21-debug.html'),
+        catch: path.join(coreNodesDir(), 'core', 'common', '25-catch.html'),
+        comment: path.join(coreNodesDir(), 'core', 'common', '90-comment.html'),
+      };
+      for (const n of flow.filter((x) => x.type !== 'tab')) {
+        const file = files[n.type] ?? path.join(__dirname, '..', '..', 'nodes', `${n.type}.html`);
+        const missing = editorDefaults(file, n.type).filter((p) => !(p in n));
+        assert.deepEqual(missing, [], `${n.type} ${n.id} sets every property`);
+      }
+      const types = (ids: string[]) => ids.map((id) => flow.find((x) => x.id === id)?.type);
+      const tracker = flow.find((n) => n.type === 'cms-call-tracker');
+      assert.deepEqual(types(tracker.wires[0]), ['cms-call-message']);
+      assert.deepEqual(types(tracker.wires[1]), ['debug'], 'the call summaries go to a debug node');
+      assert.equal(tracker.server, flow.find((n) => n.type === 'cms-server').id, 'the tracker reads the live calls from the same server');
+      const catcher = flow.find((n) => n.type === 'catch');
+      assert.deepEqual(types(catcher.wires[0]), ['debug']);
+      assert.deepEqual(types(flow.find((n) => n.type === 'cms-call-message').wires[0]), ['debug']);
+    });
+
+    it('shows each call\'s summary in a debug node', async () => {
+      const http = await start();
+      const CALL = '11111111-aaaa-4bbb-8ccc-000000000003';
+      const summaries = collect(node('call summaries'), 1);
+      await send(http, post('5e551013-0000-4000-8000-000000000001', null, ['callStart', CALL, '<name>Short</name>'], ['callEnd', CALL, '<durationSeconds>5</durationSeconds>']));
+      const [m] = await summaries;
+      assert.deepEqual([m.topic, m.payload.callId, m.payload.name, m.payload.ending], ['callSummary', CALL, 'Short', 'callEnd']);
+    });
+
+    it('reports failed API calls through its Catch node, and shows the notice once CMS takes it, with no new record', async () => {
+      // the API password was changed on CMS and not yet in Node-RED: every API call fails with 401
+      sim.setCredentials('apiuser', 'rotated');
+      const http = await start((flow) => {
+        flow.find((n) => n.type === 'cms-call-message').retryMin = 0.2;
+        flow.find((n) => n.type === 'cms-call-tracker').apiRetry = 60; // only the message node's own retry is at work here
+      });
+      // the tracker's read on start failed (reported before this test could listen at the debug node)
+      const tracker = byType('cms-call-tracker') as any;
+      await until('the tracker\'s error', () => tracker.error.callCount > 0);
+      const trackerErrors = (tracker.error.getCalls() as any[]).map((c) => String(c.args[0]));
+      assert.ok(trackerErrors.some((e: string) => /could not read the live calls from the CMS API: .*401 Unauthorized/.test(e)), trackerErrors.join('\n'));
+      const errors = collect(node('CMS API errors'), 1);
+      const CALL = '11111111-aaaa-4bbb-8ccc-000000000002';
+      const S = '5e551012-0000-4000-8000-000000000001';
+      sim.addCall('cb2', CALL);
+      await send(http, post(S, null, ['callStart', CALL, '<name>Team sync</name>'], ['callLegStart', 'leg-g1', `<guestConnection>true</guestConnection><call>${CALL}</call>`]));
+      const [caught] = await errors;
+      assert.match(caught.error.message, /could not set the message of call 11111111-aaaa-4bbb-8ccc-000000000002: .*401 Unauthorized.*it will be sent again/);
+      // a second guest joins: the call's level does not change, so the tracker sends nothing
+      await send(http, post(S, null, ['callLegStart', 'leg-g2', `<guestConnection>true</guestConnection><call>${CALL}</call>`]));
+      const shown = collect(node('messages shown'), 1);
+      sim.setCredentials('apiuser', 'apipass'); // fixed on CMS
+      const [m] = await shown;
+      assert.equal(m.cmsApi.retried, true);
+      assert.equal(sim.bridge('cb2').calls.get(CALL)!.messageText, 'External Participant(s) in Meeting');
+      assert.deepEqual(puts(), [['cb2', CALL, 'External Participant(s) in Meeting', 'permanent']]);
+    });
+
+    it('puts the notice in a call Node-RED missed the start of, read from the CMS API when it starts', async () => {
+      const CALL = '11111111-aaaa-4bbb-8ccc-000000000004';
+      sim.addCall('cb1', CALL, { name: 'Started while Node-RED was down' });
+      sim.addLeg('cb1', CALL, 'a0000000-0000-4000-8000-00000000000a', { remoteParty: 'host@corp.example' });
+      sim.addLeg('cb1', CALL, 'b0000000-0000-4000-8000-00000000000b', { type: 'acano', subType: 'webApp', name: 'Visitor' });
+      await start();
+      await until('the notice', () => sim.puts().length === 1);
+      assert.deepEqual(puts(), [['cb1', CALL, 'External Participant(s) in Meeting', 'permanent']]);
+      assert.deepEqual(putLog(), [['cb1', 200]], 'the read found the owning bridge');
     });
   });
 });
