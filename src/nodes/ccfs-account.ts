@@ -10,9 +10,10 @@ import type { NodeAPI, Node, NodeDef } from 'node-red';
 import { CcfsAccount, accountProblem, restoreAccountState, accountSnapshot, type CcfsAccountConfig, type AccountState } from '../ccfs/account';
 import { RequestRegistry } from '../ccfs/callback';
 import type { Lockout } from '../ccfs/lockout';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
 import { offerConfig, type ConfigNode } from './lib/config';
+import { packageSetup } from './lib/setup';
 
 interface AccountDef extends NodeDef {
   baseUrl?: string;
@@ -32,7 +33,7 @@ interface Credentials {
 }
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CcfsAccountConfig(this: ConfigNode<CcfsAccount> & Node<Credentials>, def: AccountDef) {
     RED.nodes.createNode(this, def);
@@ -55,6 +56,8 @@ export = function register(RED: NodeAPI): void {
     const found = accountProblem(config);
     const problem = found ? RED._(`ccfs-account.problems.${found.code}`, found)
       : ca.problem !== undefined ? RED._('ccfs-account.problems.caFile', { error: ca.problem }) : null;
+    // nothing entered yet (no base URL, AK or SK), not something entered wrong
+    const unset = found !== null && ['baseUrlMissing', 'accessKeyMissing', 'secretKeyMissing'].includes(found.code);
     if (!verifyTls) node.warn(RED._('ccfs-account.errors.tlsOff'));
 
     // the state the keeper restored (snapshot and journal replayed) is the live one
@@ -69,7 +72,7 @@ export = function register(RED: NodeAPI): void {
     const vars = (l: Lockout) => ({ operation: l.operation, at: l.at, headers: config.signedHeaders === 'host' ? 'host' : 'content-length;content-type;host', host: config.hostHeader ?? RED._('ccfs-account.lockout.defaultHost') });
     const describe = (l: Lockout) => RED._(`ccfs-account.lockout.refused${l.status}`, vars(l));
     let account: CcfsAccount | null = null;
-    node.cdrflow = offerConfig(problem, () => (account = new CcfsAccount(config, state, { describe })));
+    node.cdrflow = offerConfig(problem, () => (account = new CcfsAccount(config, state, { describe })), { unset });
     if (problem === null) {
       // built now, so a lock-out kept from an earlier run is reported at start, once
       const lock = node.cdrflow.get().lock;

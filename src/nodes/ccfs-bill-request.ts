@@ -13,6 +13,7 @@ import { periodWindow, billQueryInput, PERIODS, QUERY_FIELDS } from '../ccfs/per
 import { properties } from './lib/props';
 import { useConfig, ConfigProblem } from './lib/config';
 import { ThrottledStatus } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 /** The node's properties: the query fields of BillQuery (as text), the period and the account. */
 type BillRequestDef = NodeDef & Partial<Record<keyof BillQuery, string>> & {
@@ -23,6 +24,8 @@ type BillRequestDef = NodeDef & Partial<Record<keyof BillQuery, string>> & {
 };
 
 export = function register(RED: NodeAPI): void {
+  packageSetup(RED);
+
   function CcfsBillRequest(this: Node, def: BillRequestDef) {
     RED.nodes.createNode(this, def);
     const node = this;

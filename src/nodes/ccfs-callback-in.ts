@@ -23,10 +23,11 @@ import { plainAddress } from '../common/http-auth';
 import { normalisePath, effectivePath, readBody, BodyTooLargeError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { captureRawBodies, capturedBody } from './lib/raw-capture';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
-import { useConfig, ConfigProblem } from './lib/config';
+import { useConfig, configStatus, ConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 interface CallbackDef extends NodeDef {
   account?: string;
@@ -47,7 +48,7 @@ const SUCCESS = JSON.stringify({ resultCode: '0', resultDesc: 'success' });
 const RETRY = JSON.stringify({ resultCode: '503', resultDesc: 'not delivered, try again' });
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CcfsCallbackIn(this: Node, def: CallbackDef) {
     RED.nodes.createNode(this, def);
@@ -98,7 +99,7 @@ export = function register(RED: NodeAPI): void {
     let rows = 0;
     let failure: string | null = null;
     // a fault that lasts until the next deploy (no usable account, the path taken) stays shown
-    let standing: NodeStatus | null = config.problem === null ? null : { fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.badConfig') };
+    let standing: NodeStatus | null = config.problem === null ? null : configStatus(RED, 'ccfs-callback-in', config);
     const showStatus = (immediate = false) => status.set(() => {
       if (standing) return standing;
       if (lockout) return { fill: 'red', shape: 'ring', text: RED._('ccfs-callback-in.status.lockedOut', { status: lockout.status }) };

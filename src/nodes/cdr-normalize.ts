@@ -9,10 +9,11 @@
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { CmsLegJoiner, CMS_LIMITS, NormalizeError, normalizeMessage, type MapOptions } from '../normalize';
 import { isoUtc } from '../common/time';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
 import { reportConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 interface CdrNormalizeDef extends NodeDef {
   zone?: string;
@@ -24,7 +25,7 @@ interface CdrNormalizeDef extends NodeDef {
 }
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CdrNormalize(this: Node, def: CdrNormalizeDef) {
     RED.nodes.createNode(this, def);

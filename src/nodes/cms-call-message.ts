@@ -9,9 +9,10 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { CmsApiError, type CallMessage, type MessagePosition, type CmsApiClient } from '../cms/api';
 import { CallMessageLedger, sameMessage, type LedgerChange } from '../cms/message-ledger';
 import { useConfig } from './lib/config';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 interface CmsCallMessageDef extends NodeDef {
   server?: string;
@@ -34,7 +35,7 @@ interface Origin {
 }
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CmsCallMessage(this: Node, def: CmsCallMessageDef) {
     RED.nodes.createNode(this, def);

@@ -13,10 +13,11 @@ import {
 import { readRecord } from '../cms/record';
 import { planReconcile } from '../cms/reconcile';
 import type { CmsApiClient } from '../cms/api';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
 import { reportConfigProblem, useConfig, ConfigProblem, type ConfigHandle } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 interface CmsCallTrackerDef extends NodeDef {
   internalDomains?: string;
@@ -42,7 +43,7 @@ const DEFAULT_TEXTS = {
   both: 'Restricted Meeting, External Participant(s) in Meeting',
 };
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CmsCallTracker(this: Node, def: CmsCallTrackerDef) {
     RED.nodes.createNode(this, def);

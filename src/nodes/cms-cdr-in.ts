@@ -9,10 +9,11 @@ import { ReceiverTracker, type ReceiverWarning } from '../cms/receiver';
 import { checkSender, parseAllowList, plainAddress, isOpen, type SenderRules } from '../common/http-auth';
 import { normalisePath, effectivePath, readBody, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import { properties } from './lib/props';
 import { reportConfigProblem } from './lib/config';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 interface CmsCdrInDef extends NodeDef {
   path?: string;
@@ -39,7 +40,7 @@ interface Credentials {
 }
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function CmsCdrIn(this: Node<Credentials>, def: CmsCdrInDef) {
     RED.nodes.createNode(this, def);

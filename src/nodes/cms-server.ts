@@ -7,6 +7,7 @@ import type { NodeAPI, Node, NodeDef } from 'node-red';
 import { CmsApiClient, baseUrlList, normaliseBaseUrl } from '../cms/api';
 import { properties } from './lib/props';
 import { offerConfig, type ConfigHandle } from './lib/config';
+import { packageSetup } from './lib/setup';
 
 interface CmsServerDef extends NodeDef {
   urls?: string;
@@ -23,6 +24,8 @@ interface Credentials {
 type CmsServerNode = Node<Credentials> & { cdrflow: ConfigHandle<CmsApiClient> };
 
 export = function register(RED: NodeAPI): void {
+  packageSetup(RED);
+
   function CmsServer(this: CmsServerNode, def: CmsServerDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -32,7 +35,8 @@ export = function register(RED: NodeAPI): void {
     const ca = prop.pem('ca');
     let client: CmsApiClient | null = null;
 
-    node.cdrflow = offerConfig(problemOf(urls, creds, ca.problem), () => {
+    const problem = problemOf(urls, creds, ca.problem);
+    node.cdrflow = offerConfig(problem?.text ?? null, () => {
       client = new CmsApiClient({
         baseUrls: urls,
         user: creds.user!,
@@ -43,7 +47,7 @@ export = function register(RED: NodeAPI): void {
         ca: ca.pem,
       });
       return client;
-    });
+    }, { unset: problem?.unset });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       const c = client;
@@ -52,18 +56,21 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  /** What keeps the configuration from working, in words, or null. */
-  function problemOf(urls: string[], creds: Credentials, caProblem: string | undefined): string | null {
-    if (urls.length === 0) return RED._('cms-server.errors.noUrl');
+  /**
+   * What keeps the configuration from working, in words, or null; `unset` when it is only that nothing
+   * was entered yet (no URL, no user or password), not that something entered is wrong.
+   */
+  function problemOf(urls: string[], creds: Credentials, caProblem: string | undefined): { text: string; unset: boolean } | null {
+    if (urls.length === 0) return { text: RED._('cms-server.errors.noUrl'), unset: true };
     for (const u of urls) {
       try {
         normaliseBaseUrl(u);
       } catch (err) {
-        return RED._('cms-server.errors.badUrl', { url: u, error: (err as Error).message });
+        return { text: RED._('cms-server.errors.badUrl', { url: u, error: (err as Error).message }), unset: false };
       }
     }
-    if (!creds.user || !creds.password) return RED._('cms-server.errors.noCredentials');
-    if (caProblem) return RED._('cms-server.errors.ca', { error: caProblem });
+    if (!creds.user || !creds.password) return { text: RED._('cms-server.errors.noCredentials'), unset: true };
+    if (caProblem) return { text: RED._('cms-server.errors.ca', { error: caProblem }), unset: false };
     return null;
   }
 

@@ -17,8 +17,9 @@ import { removeStaleStaging } from '../comx/spool';
 import { ConfigProblem, useConfig } from './lib/config';
 import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
 import { properties } from './lib/props';
-import { nodeState, serveStoreList, stateFileDir } from './lib/state';
+import { nodeState, stateFileDir } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 
 type Msg = NodeMessage & Record<string, any>;
 
@@ -33,7 +34,7 @@ const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 const instant = (v: unknown, t = timeOf(v)) => (isInstant(t) ? t : null);
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function ComxCdrFetch(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);

@@ -10,6 +10,7 @@ import { createAgent } from '../common/http';
 import { ComxClient, endpointUrl, type ComxPbx } from '../comx/client';
 import { offerConfig, type ConfigNode } from './lib/config';
 import { properties } from './lib/props';
+import { packageSetup } from './lib/setup';
 
 interface ComxPbxDef extends NodeDef {
   url?: string;
@@ -25,6 +26,8 @@ interface Credentials {
 }
 
 export = function register(RED: NodeAPI): void {
+  packageSetup(RED);
+
   function ComxPbxNode(this: ConfigNode<ComxPbx> & Node<Credentials>, def: ComxPbxDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -35,13 +38,19 @@ export = function register(RED: NodeAPI): void {
     const ca = prop.pem('ca');
     let host = '';
     let problem: string | null = null;
+    // not configured yet (no URL, no user) is told apart from a value entered wrong
+    let unset = false;
     try {
       host = endpointUrl(baseUrl).host;
     } catch (err) {
       problem = RED._('comx-pbx.errors.url', { error: (err as Error).message });
+      unset = baseUrl === '';
     }
     if (!problem && zone === null) problem = RED._('comx-pbx.errors.zone', { zone: prop.text('timezone') });
-    if (!problem && !creds.user) problem = RED._('comx-pbx.errors.noUser');
+    if (!problem && !creds.user) {
+      problem = RED._('comx-pbx.errors.noUser');
+      unset = true;
+    }
     if (!problem && ca.problem) problem = RED._('comx-pbx.errors.ca', { error: ca.problem });
 
     let agent: Agent | null = null;
@@ -64,7 +73,7 @@ export = function register(RED: NodeAPI): void {
         },
       });
       return { client, zone: zone ?? '', host, baseUrl };
-    });
+    }, { unset });
 
     /** settings.js `comxPbxRetryBaseMs`: the first pause before a retry (tests make it short). */
     function retryBaseMs(): number {

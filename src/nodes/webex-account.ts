@@ -36,12 +36,14 @@ import { restoreTokens, restoreHost, hostSnapshot, type TokenState, type HostSta
 import { nodeState } from './lib/state';
 import { properties, type PropertyReader } from './lib/props';
 import { offerConfig } from './lib/config';
+import { packageSetup } from './lib/setup';
 import type { AdoptOutcome, WebexAccount, WebexAccountNode, WebexCredentials } from './webex-account-types';
 
 const REGIONS: readonly Region[] = ['auto', 'us', 'eu', 'in', 'au', 'gov', 'custom'];
 const TYPE = 'webex-account';
 
 export = function register(RED: NodeAPI): void {
+  packageSetup(RED);
   serveAuthorization(RED);
 
   function WebexAccountConfig(this: WebexAccountNode, def: NodeDef) {
@@ -52,19 +54,20 @@ export = function register(RED: NodeAPI): void {
     const region = prop.choice('region', REGIONS, 'auto');
     const ca = prop.pem('ca');
     let baseUrl = '';
-    let problem: string | null = null;
+    let found: { text: string; unset: boolean } | null = null;
     try {
       baseUrl = baseUrlFor(region, prop.text('baseUrl'));
     } catch {
-      problem = RED._(`${TYPE}.errors.baseUrl`, { url: prop.text('baseUrl') });
+      found = { text: RED._(`${TYPE}.errors.baseUrl`, { url: prop.text('baseUrl') }), unset: prop.text('baseUrl') === '' };
     }
     const tokenUrl = prop.text('tokenUrl') || DEFAULT_TOKEN_URL;
-    problem = problem ?? problemOf(creds, tokenUrl, ca.problem);
+    found = found ?? problemOf(creds, tokenUrl, ca.problem);
+    const problem = found?.text ?? null;
     let shared: Opened | null = null;
     node.cdrflow = offerConfig<WebexAccount>(problem, () => {
       shared = open(node, prop, creds, { region, baseUrl, tokenUrl, ca: ca.pem });
       return shared.account;
-    });
+    }, { unset: found?.unset });
 
     let closed = false;
     node.cdrflowAuth = {
@@ -88,17 +91,21 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  /** What keeps the configuration from working, in words (what is missing), or null. */
-  function problemOf(creds: WebexCredentials, tokenUrl: string, caProblem: string | undefined): string | null {
+  /**
+   * What keeps the configuration from working, in words (what is missing), or null; `unset` when a
+   * credential was simply not entered yet, not when something entered is wrong.
+   */
+  function problemOf(creds: WebexCredentials, tokenUrl: string, caProblem: string | undefined): { text: string; unset: boolean } | null {
     const has = (v: string | undefined) => typeof v === 'string' && v.trim() !== '';
-    if (!has(creds.refreshToken) && !has(creds.accessToken)) return RED._(`${TYPE}.errors.noToken`);
+    const missing = (key: string) => ({ text: RED._(`${TYPE}.errors.${key}`), unset: true });
+    if (!has(creds.refreshToken) && !has(creds.accessToken)) return missing('noToken');
     if (has(creds.refreshToken)) {
-      if (!has(creds.clientId) && !has(creds.clientSecret)) return RED._(`${TYPE}.errors.noClient`);
-      if (!has(creds.clientId)) return RED._(`${TYPE}.errors.noClientId`);
-      if (!has(creds.clientSecret)) return RED._(`${TYPE}.errors.noClientSecret`);
+      if (!has(creds.clientId) && !has(creds.clientSecret)) return missing('noClient');
+      if (!has(creds.clientId)) return missing('noClientId');
+      if (!has(creds.clientSecret)) return missing('noClientSecret');
     }
-    if (!/^https?:\/\/[^/\s]+/i.test(tokenUrl)) return RED._(`${TYPE}.errors.tokenUrl`, { url: tokenUrl });
-    if (caProblem) return RED._(`${TYPE}.errors.ca`, { error: caProblem });
+    if (!/^https?:\/\/[^/\s]+/i.test(tokenUrl)) return { text: RED._(`${TYPE}.errors.tokenUrl`, { url: tokenUrl }), unset: false };
+    if (caProblem) return { text: RED._(`${TYPE}.errors.ca`, { error: caProblem }), unset: false };
     return null;
   }
 

@@ -15,12 +15,13 @@ import { CdrSync, SyncError, emptyState, restoreState, type PageBatch, type RunS
 import { TokenError } from '../webex/oauth';
 import { systemClock } from '../webex/clock';
 import { typedRecord, recordKey } from '../webex/records';
-import { nodeState, serveStoreList } from './lib/state';
+import { nodeState } from './lib/state';
 import type { StateLoss } from '../common/persist';
 import { properties } from './lib/props';
 import { useConfig, ConfigProblem } from './lib/config';
 import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
 import { ThrottledStatus, count } from './lib/status';
+import { packageSetup } from './lib/setup';
 import type { WebexAccount } from './webex-account-types';
 
 interface PullDef extends NodeDef {
@@ -34,7 +35,7 @@ const MIN = 60_000;
 const SALVAGE_MAX_AGE_MS = 366 * 24 * H;
 
 export = function register(RED: NodeAPI): void {
-  serveStoreList(RED);
+  packageSetup(RED);
 
   function WebexCdrPull(this: Node, def: PullDef) {
     RED.nodes.createNode(this, def);

@@ -51,6 +51,7 @@ describe('example flow: All CDR sources into one table, with alerts', function (
   let sink: http.Server;
   let sinkUrl: string;
   const alerts: any[] = [];
+  const savedData = process.env.CDRFLOW_DATA;
 
   before(async () => {
     comx = new ComxSimulator('Africa/Johannesburg');
@@ -77,6 +78,8 @@ describe('example flow: All CDR sources into one table, with alerts', function (
     await helper.stopServer();
     helper.settings({});
     delete process.env.CDR_ALERT_WEBHOOK_URL;
+    if (savedData === undefined) delete process.env.CDRFLOW_DATA;
+    else process.env.CDRFLOW_DATA = savedData;
     await comx.close();
     await webex.stop();
     await new Promise((r) => sink.close(r));
@@ -103,14 +106,14 @@ describe('example flow: All CDR sources into one table, with alerts', function (
 
     const flow = JSON.parse(fs.readFileSync(example, 'utf8'));
     const byId = (id: string) => flow.find((n: any) => n.id === id);
+    // the database goes where the tab's CDR_DB says: cdr.db under CDRFLOW_DATA
+    assert.equal(byId('allcdr_db').db, '${CDR_DB}');
+    process.env.CDRFLOW_DATA = dir;
     const dbFile = path.join(dir, 'cdr.db');
-    byId('allcdr_db').db = dbFile;
     byId('allcdr_pbx').url = comx.url;
-    byId('allcdr_comx_tick').onceDelay = '0.5';
     // the DDL runs after the first Webex and Com.X records arrived: the flow must hold them, not lose them
     byId('allcdr_ddl_inject').onceDelay = '1.5';
     Object.assign(byId('allcdr_wxacct'), { region: 'custom', baseUrl: webex.url(), tokenUrl: webex.tokenUrl, timeout: 1 });
-    flow.unshift({ id: 'allcdr_tab', type: 'tab', label: 'all sources' });
 
     await helper.load([
       core('common/20-inject.js'), core('common/21-debug.js'), core('common/25-catch.js'), core('common/90-comment.js'),
@@ -123,6 +126,9 @@ describe('example flow: All CDR sources into one table, with alerts', function (
     } as any);
     const caught: any[] = [];
     helper.getNode('allcdr_debug').on('input', (m: any) => caught.push(m));
+    assert.equal((helper.getNode('allcdr_db') as any).dbname, dbFile);
+    // the hourly Com.X inject does not fire at deploy: the user clicks its button
+    helper.getNode('allcdr_comx_tick').receive({});
 
     const sqlite3 = require('sqlite3');
     const db = new sqlite3.Database(dbFile);
@@ -144,7 +150,7 @@ describe('example flow: All CDR sources into one table, with alerts', function (
       assert.deepEqual(indexes.filter((n: string) => n.startsWith('cdr_')), ['cdr_callee_number', 'cdr_caller_number', 'cdr_direction', 'cdr_outcome', 'cdr_start_time']);
 
       const cms = supertest(RED.httpNode);
-      for (const body of mividasPosts().slice(0, 9)) await cms.post('/cdr').type('application/xml').send(body).expect(200);
+      for (const body of mividasPosts().slice(0, 9)) await cms.post('/cdr-all').type('application/xml').send(body).expect(200);
 
       const count = async (src: string) => (await query(`SELECT COUNT(*) AS n FROM cdr WHERE source_type='${src}'`))[0].n as number;
       await until('all rows', async () => (await count('cms')) === 2 && (await count('comx')) === 8 && (await count('webex')) === 30);
@@ -168,7 +174,7 @@ describe('example flow: All CDR sources into one table, with alerts', function (
 
       // re-posting a CMS leg's records is an upsert on id, not a second row
       const before = rows.length;
-      for (const body of mividasPosts().slice(0, 9)) await cms.post('/cdr').type('application/xml').send(body).expect(200);
+      for (const body of mividasPosts().slice(0, 9)) await cms.post('/cdr-all').type('application/xml').send(body).expect(200);
       await settle(300);
       assert.equal((await query('SELECT COUNT(*) AS n FROM cdr'))[0].n, before);
 

@@ -40,12 +40,16 @@ describe('example flow: Com.X hourly CDRs with recordings', function () {
     await sim.close();
     helper.settings({});
   });
+  let savedData: string | undefined;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comx-example-'));
     helper.settings({ userDir: dir, comxPbxRetryBaseMs: 1 } as any);
+    savedData = process.env.CDRFLOW_DATA;
   });
   afterEach(async () => {
     await helper.unload();
+    if (savedData === undefined) delete process.env.CDRFLOW_DATA;
+    else process.env.CDRFLOW_DATA = savedData;
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -65,20 +69,23 @@ describe('example flow: Com.X hourly CDRs with recordings', function () {
     const flow = JSON.parse(fs.readFileSync(file, 'utf8'));
     const byId = (id: string) => flow.find((n: any) => n.id === id);
     byId('comx_example_pbx').url = sim.url;
-    byId('comx_example_inject').onceDelay = '0.1';
-    byId('comx_example_fetch').saveDir = path.join(dir, 'recordings');
-    byId('comx_example_file').filename = path.join(dir, 'cdrs.jsonl');
+    // the recordings and the CDR log go where the tab's COMX_RECORDINGS and COMX_CDR_LOG say: under CDRFLOW_DATA
+    assert.deepEqual([byId('comx_example_fetch').saveDir, byId('comx_example_file').filename], ['${COMX_RECORDINGS}', '${COMX_CDR_LOG}']);
+    process.env.CDRFLOW_DATA = dir;
     byId('comx_example_fetch').wires[0].push('probe');
     flow.push({ id: 'probe', type: 'helper', z: 'comx_example_tab' });
 
     await helper.load([core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'), core('storage/10-file.js'), tolerant(pbxNode as any), tolerant(fetchNode as any)] as any, flow,
       { comx_example_pbx: { user: 'cdr', password: 's3cret' } } as any);
-    const msgs = await collect(helper.getNode('probe'), 8, 10_000);
+    // the inject does not fire at deploy: the user clicks its button (or waits an hour)
+    const got = collect(helper.getNode('probe'), 8, 10_000);
+    helper.getNode('comx_example_inject').receive({});
+    const msgs = await got;
     assert.equal(msgs[0].topic, 'comx/cdr');
     await settle(300);
-    const lines = fs.readFileSync(path.join(dir, 'cdrs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs.readFileSync(path.join(dir, 'comx-cdrs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => l.uniqueId), sim.calls.map((c) => c.uniqueId));
-    const saved = fs.readdirSync(path.join(dir, 'recordings')).sort();
+    const saved = fs.readdirSync(path.join(dir, 'comx-recordings')).sort();
     assert.deepEqual(saved, sim.calls.filter((c) => c.recording).map((c) => sim.recordingName(c)).sort());
     // while running, each sent CDR and the window's commit are journal lines; the snapshot comes on close
     assert.ok(fs.existsSync(path.join(dir, 'cdrflow-state', 'comx-cdr-fetch-comx_example_fetch.json.log')));

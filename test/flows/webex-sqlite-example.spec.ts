@@ -48,7 +48,7 @@ describe('example: Webex Calling CDRs into SQLite', function () {
     const flow = JSON.parse(fs.readFileSync(example, 'utf8'));
     assert.ok(Array.isArray(flow));
     const types = new Set(flow.map((n: any) => n.type));
-    for (const t of types) assert.ok(['comment', 'inject', 'function', 'catch', 'webex-cdr-pull', 'webex-account', 'sqlite', 'sqlitedb'].includes(t as string), String(t));
+    for (const t of types) assert.ok(['tab', 'comment', 'inject', 'function', 'catch', 'webex-cdr-pull', 'webex-account', 'sqlite', 'sqlitedb'].includes(t as string), String(t));
     const comment = flow.find((n: any) => n.type === 'comment');
     assert.match(comment.info, /CREATE TABLE IF NOT EXISTS cdr_records/);
     assert.match(comment.info, /spark-admin:calling_cdr_read/);
@@ -67,7 +67,7 @@ describe('example: Webex Calling CDRs into SQLite', function () {
       }
       if (n.type === 'webex-account') Object.assign(n, { region: 'custom', baseUrl: sim.url(), tokenUrl: sim.tokenUrl, timeout: 1 });
     }
-    flow.unshift({ id: tab, type: 'tab', label: 'example' });
+    assert.ok(flow.some((n: any) => n.id === tab && n.type === 'tab'), 'the example brings its tab');
     const acc = flow.find((n: any) => n.type === 'webex-account');
     await helper.load([injectMod, functionMod, commentMod, capture(accountMod as any).module, capture(pullMod as any).module], flow, {
       [acc.id]: { clientId: sim.clientId, clientSecret: sim.clientSecret, refreshToken: sim.issueRefreshToken() },

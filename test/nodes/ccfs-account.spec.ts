@@ -46,7 +46,8 @@ describe('ccfs-account node', function () {
     await until(() => acc.warn.called);
     assert.match(String(acc.warn.firstCall.args[0]), /TLS certificate verification is OFF/);
     const req = helper.getNode('req') as any;
-    assert.match(JSON.stringify(req.status.firstCall.args[0]), /account not usable/);
+    // an SK not entered yet: not configured (yellow), not an error
+    assert.deepEqual(req.status.firstCall.args[0], { fill: 'yellow', shape: 'ring', text: 'not configured' });
     const caught = collect(helper.getNode('caught'), 1);
     req.receive({ payload: null });
     const [e] = await caught;
@@ -54,24 +55,24 @@ describe('ccfs-account node', function () {
     assert.equal(env.sim.requests.length, 0);
   });
 
-  describe('reports a configuration that cannot work with its reason: red status, the reason in the log at deploy, and on every message for Catch', () => {
-    for (const [what, extra, credentials, reason] of [
-      ['no account chosen', null, creds.acc, /no CC-FS account is configured for this node/],
-      ['an account that does not exist', { account: 'gone' }, creds.acc, /no CC-FS account is configured for this node/],
-      ['no AK', {}, { secretKey: creds.acc.secretKey }, /AK \(access key\) is missing in the CC-FS account/],
-      ['no SK', {}, { accessKey: creds.acc.accessKey }, /SK \(secret key\) is missing in the CC-FS account/],
-      ['a zone that is not an IANA name', { timeZone: 'Mars/Olympus_Mons' }, creds.acc, /"Mars\/Olympus_Mons" \(time zone of the CC-FS account\) is not an IANA time zone/],
-      ['a base URL without a scheme', { baseUrl: 'ccfs.example.com' }, creds.acc, /base URL "ccfs\.example\.com" of the CC-FS account/],
-      ['a CA file that cannot be read', { ca: '/nonexistent/ccfs-ca.pem' }, creds.acc, /CA certificate file of the CC-FS account cannot be read: \/nonexistent\/ccfs-ca\.pem: ENOENT/],
-    ] as Array<[string, Record<string, unknown> | null, Record<string, string>, RegExp]>) {
+  describe('reports a configuration that cannot work with its reason: red status (yellow "not configured" for what is not entered yet), the reason in the log at deploy, and on every message for Catch', () => {
+    for (const [what, extra, credentials, reason, unset] of [
+      ['no account chosen', null, creds.acc, /no CC-FS account is configured for this node/, true],
+      ['an account that does not exist', { account: 'gone' }, creds.acc, /no CC-FS account is configured for this node/, false],
+      ['no AK', {}, { secretKey: creds.acc.secretKey }, /AK \(access key\) is missing in the CC-FS account/, true],
+      ['no SK', {}, { accessKey: creds.acc.accessKey }, /SK \(secret key\) is missing in the CC-FS account/, true],
+      ['a zone that is not an IANA name', { timeZone: 'Mars/Olympus_Mons' }, creds.acc, /"Mars\/Olympus_Mons" \(time zone of the CC-FS account\) is not an IANA time zone/, false],
+      ['a base URL without a scheme', { baseUrl: 'ccfs.example.com' }, creds.acc, /base URL "ccfs\.example\.com" of the CC-FS account/, false],
+      ['a CA file that cannot be read', { ca: '/nonexistent/ccfs-ca.pem' }, creds.acc, /CA certificate file of the CC-FS account cannot be read: \/nonexistent\/ccfs-ca\.pem: ENOENT/, false],
+    ] as Array<[string, Record<string, unknown> | null, Record<string, string>, RegExp, boolean]>) {
       it(what, async () => {
         env = await start({ autoCallback: false });
         const accountProps = extra && !('account' in extra) ? extra : {};
         const req = extra === null ? { account: '' } : 'account' in extra ? { account: extra.account } : {};
         await env.load(flow(env, accountProps, req), { acc: credentials });
         const node = helper.getNode('req') as any;
-        assert.ok(statuses(node).includes('account not usable'), statuses(node).join(', '));
-        const atDeploy = node.warn.getCalls().map((c: any) => String(c.args[0]));
+        assert.ok(statuses(node).includes(unset ? 'not configured' : 'account not usable'), statuses(node).join(', '));
+        const atDeploy = node[unset ? 'log' : 'warn'].getCalls().map((c: any) => String(c.args[0]));
         assert.ok(atDeploy.some((e: string) => reason.test(e)), atDeploy.join('\n'));
         const caught = collect(helper.getNode('caught'), 2);
         node.receive({ payload: null });

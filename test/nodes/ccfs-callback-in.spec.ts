@@ -425,18 +425,18 @@ describe('ccfs-callback-in node', function () {
   });
 
   describe('an account that cannot be used', () => {
-    for (const [what, cb, acc, credentials, reason] of [
-      ['no account chosen', { account: '' }, {}, creds.acc, /no CC-FS account is configured for this node: the callback cannot be verified/],
-      ['an account without SK', {}, {}, { accessKey: AK }, /SK \(secret key\) is missing in the CC-FS account/],
-      ['a CA file that cannot be read', {}, { ca: '/nonexistent/ccfs-ca.pem' }, creds.acc, /CA certificate file of the CC-FS account cannot be read/],
-    ] as Array<[string, Record<string, unknown>, Record<string, unknown>, Record<string, string>, RegExp]>) {
-      it(`${what}: red status, the reason at deploy, and every callback answered 503 with the reason for Catch`, async () => {
+    for (const [what, cb, acc, credentials, reason, unset] of [
+      ['no account chosen', { account: '' }, {}, creds.acc, /no CC-FS account is configured for this node: the callback cannot be verified/, true],
+      ['an account without SK', {}, {}, { accessKey: AK }, /SK \(secret key\) is missing in the CC-FS account/, true],
+      ['a CA file that cannot be read', {}, { ca: '/nonexistent/ccfs-ca.pem' }, creds.acc, /CA certificate file of the CC-FS account cannot be read/, false],
+    ] as Array<[string, Record<string, unknown>, Record<string, unknown>, Record<string, string>, RegExp, boolean]>) {
+      it(`${what}: ${unset ? 'yellow "not configured", the reason at deploy at info level' : 'red status, the reason at deploy'}, and every callback answered 503 with the reason for Catch`, async () => {
         await env.load(flow(env, cb, acc), { acc: credentials });
         helper.getNode('file').on('input', (m: any) => received.push(m));
         const node = helper.getNode('cb') as any;
         await settle(100); // the state loaded: the status still says what is wrong
-        assert.equal(statuses(node).at(-1), 'account not usable', statuses(node).join(', '));
-        assert.ok(node.warn.getCalls().some((c: any) => reason.test(String(c.args[0]))));
+        assert.deepEqual(node.status.lastCall.args[0], unset ? { fill: 'yellow', shape: 'ring', text: 'not configured' } : { fill: 'red', shape: 'ring', text: 'account not usable' });
+        assert.ok(node[unset ? 'log' : 'warn'].getCalls().some((c: any) => reason.test(String(c.args[0]))));
         const caught = collect(helper.getNode('caught'), 2);
         for (const b of [body(), body('20260414_b.zip', 'b')]) {
           const r = await env.sim.sendCallback(url(), b);

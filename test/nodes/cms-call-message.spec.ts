@@ -106,10 +106,11 @@ describe('cms-call-message node', function () {
     assert.match(c.error.message, /API user and password are not set/);
   });
 
-  it('a missing server or an unreadable CA file shows a red status at deploy and fails each message with the reason', async () => {
+  it('no server chosen shows a yellow "not configured", an unreadable CA file a red status, at deploy; each message fails with the reason', async () => {
     await helper.load([msgNode.module, server.module], flow({ server: '' }), creds());
     let statuses = ((helper.getNode('m') as any).status.getCalls() as any[]).map((c) => c.args[0]);
-    assert.ok(statuses.some((st) => st.fill === 'red' && /no usable CMS server/.test(st.text)), JSON.stringify(statuses));
+    assert.ok(statuses.some((st) => st.fill === 'yellow' && st.text === 'not configured'), JSON.stringify(statuses));
+    assert.ok(!statuses.some((st) => st.fill === 'red'), JSON.stringify(statuses));
     let caught = collect(helper.getNode('caught'), 1);
     helper.getNode('m').receive({ callId: CALL });
     assert.match((await caught)[0].error.message, /no CMS server selected/);

@@ -450,26 +450,29 @@ describe('comx-cdr-fetch node', function () {
     assert.equal(sim.requests.length, 0);
   });
 
-  describe('configuration problems: red status, the reason in the log at deploy, an error for Catch on every message, no request', () => {
+  describe('configuration problems: red status (yellow "not configured" when nothing was entered yet), the reason in the log at deploy, an error for Catch on every message, no request', () => {
     const missingCa = () => path.join(userDir, 'no-such-ca.pem');
-    const cases: [string, Record<string, unknown>, Record<string, unknown>, unknown, () => RegExp][] = [
-      ['no PBX chosen', {}, { pbx: '' }, creds(), () => /no Com\.X PBX configured/],
-      ['a PBX node that does not exist', {}, { pbx: 'gone' }, creds(), () => /no Com\.X PBX configured/],
-      ['a time zone that is not an IANA zone', { timezone: 'Mars/Olympus' }, {}, creds(), () => /time zone "Mars\/Olympus" is not an IANA time zone/],
-      ['an extra CA file that cannot be read', { ca: '${CDRFLOW_TEST_CA}' }, {}, creds(), () => new RegExp(`extra CA: ${missingCa().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`)],
-      ['a URL that is not http', { url: 'ftp://pbx.example' }, {}, creds(), () => /URL: only http and https/],
-      ['no user', {}, {}, { pbx: { password: 'x' } }, () => /no user set/],
+    const cases: [string, Record<string, unknown>, Record<string, unknown>, unknown, () => RegExp, boolean][] = [
+      ['no PBX chosen', {}, { pbx: '' }, creds(), () => /no Com\.X PBX configured/, true],
+      ['a PBX node that does not exist', {}, { pbx: 'gone' }, creds(), () => /no Com\.X PBX configured/, false],
+      ['a time zone that is not an IANA zone', { timezone: 'Mars/Olympus' }, {}, creds(), () => /time zone "Mars\/Olympus" is not an IANA time zone/, false],
+      ['an extra CA file that cannot be read', { ca: '${CDRFLOW_TEST_CA}' }, {}, creds(), () => new RegExp(`extra CA: ${missingCa().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`), false],
+      ['a URL that is not http', { url: 'ftp://pbx.example' }, {}, creds(), () => /URL: only http and https/, false],
+      ['no URL', { url: '' }, {}, creds(), () => /URL: not a URL/, true],
+      ['no user', {}, {}, { pbx: { password: 'x' } }, () => /no user set/, true],
     ];
-    for (const [what, pbxProps, fetchProps, c, problem] of cases) {
+    for (const [what, pbxProps, fetchProps, c, problem, unset] of cases) {
       it(what, async () => {
         process.env.CDRFLOW_TEST_CA = missingCa();
         try {
           await load(flow(sim, { mode: 'range', format: 'txt', ...fetchProps }, pbxProps), c);
           const n = helper.getNode('f') as any;
-          const warnings = () => n.warn.getCalls().map((x: any) => String(x.args[0]));
-          await waitFor(() => warnings().some((w: string) => problem().test(w)), 'the reason in the log at deploy');
+          // not entered yet: at info level (node.log); entered wrong: a warning
+          const logged = () => n[unset ? 'log' : 'warn'].getCalls().map((x: any) => String(x.args[0]));
+          await waitFor(() => logged().some((w: string) => problem().test(w)), 'the reason in the log at deploy');
           const statuses = n.status.getCalls().map((x: any) => x.args[0]);
-          assert.deepEqual(statuses[statuses.length - 1], { fill: 'red', shape: 'ring', text: translate('comx-cdr-fetch.status.badConfig') });
+          assert.deepEqual(statuses[statuses.length - 1], unset ? { fill: 'yellow', shape: 'ring', text: translate('comx-cdr-fetch.status.notConfigured') }
+            : { fill: 'red', shape: 'ring', text: translate('comx-cdr-fetch.status.badConfig') });
           await settle(50);
           const got = collect(helper.getNode('caught'), 2);
           n.receive({ tag: 1 });
@@ -478,7 +481,7 @@ describe('comx-cdr-fetch node', function () {
           assert.deepEqual(caught.map((m) => m.tag), [1, 2], 'each message fails to Catch');
           for (const m of caught) assert.match(m.error.message, problem());
           assert.equal(sim.requests.length, 0);
-          assert.equal(n.status.getCalls().map((x: any) => x.args[0]).slice(-1)[0].text, translate('comx-cdr-fetch.status.badConfig'), 'the status stays');
+          assert.equal(n.status.getCalls().map((x: any) => x.args[0]).slice(-1)[0].text, translate(`comx-cdr-fetch.status.${unset ? 'notConfigured' : 'badConfig'}`), 'the status stays');
         } finally {
           delete process.env.CDRFLOW_TEST_CA;
         }

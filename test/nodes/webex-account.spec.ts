@@ -187,27 +187,31 @@ describe('webex-account node: tokens, state and configuration', function () {
     assert.equal(rig.sim.hungClosed, 1);
   });
 
-  describe('configuration problems: the reason in the log at deploy, a red status, and an error for Catch on every message', () => {
+  describe('configuration problems: the reason in the log at deploy, a red status (yellow "not configured" for what is not entered yet), and an error for Catch on every message', () => {
     const missingCa = () => path.join(rig.userDir, 'no-such-ca.pem');
-    const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, () => Record<string, unknown>, () => RegExp]> = [
-      ['no credentials at all', {}, {}, () => ({ acc: {} }), () => /no refresh token and no access token/],
-      ['a refresh token without client ID and secret', {}, {}, () => ({ acc: { refreshToken: 'RT-x' } }), () => /(^|: )no client ID and no client secret:/],
-      ['no client ID', {}, {}, () => creds({ clientId: '' }), () => /(^|: )no client ID:/],
-      ['no client secret', {}, {}, () => creds({ clientSecret: '' }), () => /(^|: )no client secret:/],
-      ['a custom base URL that is not http(s)', { baseUrl: 'ftp://cdr.example' }, {}, () => creds(), () => /custom base URL "ftp:\/\/cdr\.example" is not an http\(s\) URL/],
-      ['a token URL that is not http(s)', { tokenUrl: 'webexapis.com/v1/access_token' }, {}, () => creds(), () => /token URL "webexapis\.com\/v1\/access_token" is not an http\(s\) URL/],
-      ['a CA file that cannot be read', { ca: '${CDRFLOW_TEST_CA}' }, {}, () => creds(), () => /CA certificate cannot be read: .*no-such-ca\.pem: ENOENT/],
-      ['no account chosen', {}, { account: '' }, () => creds(), () => /no Webex account is configured/],
+    const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, () => Record<string, unknown>, () => RegExp, boolean]> = [
+      ['no credentials at all', {}, {}, () => ({ acc: {} }), () => /no refresh token and no access token/, true],
+      ['a refresh token without client ID and secret', {}, {}, () => ({ acc: { refreshToken: 'RT-x' } }), () => /(^|: )no client ID and no client secret:/, true],
+      ['no client ID', {}, {}, () => creds({ clientId: '' }), () => /(^|: )no client ID:/, true],
+      ['no client secret', {}, {}, () => creds({ clientSecret: '' }), () => /(^|: )no client secret:/, true],
+      ['a custom base URL that is not http(s)', { baseUrl: 'ftp://cdr.example' }, {}, () => creds(), () => /custom base URL "ftp:\/\/cdr\.example" is not an http\(s\) URL/, false],
+      ['a custom region without a base URL', { region: 'custom', baseUrl: '' }, {}, () => creds(), () => /custom base URL "" is not an http\(s\) URL/, true],
+      ['a token URL that is not http(s)', { tokenUrl: 'webexapis.com/v1/access_token' }, {}, () => creds(), () => /token URL "webexapis\.com\/v1\/access_token" is not an http\(s\) URL/, false],
+      ['a CA file that cannot be read', { ca: '${CDRFLOW_TEST_CA}' }, {}, () => creds(), () => /CA certificate cannot be read: .*no-such-ca\.pem: ENOENT/, false],
+      ['no account chosen', {}, { account: '' }, () => creds(), () => /no Webex account is configured/, true],
     ];
-    for (const [what, accountProps, pullProps, c, problem] of cases) {
+    for (const [what, accountProps, pullProps, c, problem, unset] of cases) {
       it(what, async () => {
         process.env.CDRFLOW_TEST_CA = missingCa();
         try {
           const got = await load(flow({ interval: 1, ...pullProps }, accountProps), c());
           const n = helper.getNode('pull') as any;
-          // at deploy the reason goes to the log (no Catch node can see what a node reports while the flows are built)
-          await until(() => rig.warnings('pull').some((w) => problem().test(w)));
-          assert.deepEqual((n.status as any).lastCall.args[0], { fill: 'red', shape: 'ring', text: translate('webex-cdr-pull.status.badConfig') });
+          // at deploy the reason goes to the log (no Catch node can see what a node reports while the flows are built):
+          // at info level when nothing was entered yet, as a warning when what was entered cannot work
+          const logged = () => ((unset ? n.log : n.warn) as any).getCalls().map((x: any) => String(x.args[0])) as string[];
+          await until(() => logged().some((w) => problem().test(w)));
+          assert.deepEqual((n.status as any).lastCall.args[0], unset ? { fill: 'yellow', shape: 'ring', text: translate('webex-cdr-pull.status.notConfigured') }
+            : { fill: 'red', shape: 'ring', text: translate('webex-cdr-pull.status.badConfig') });
           for (const tag of [1, 2]) n.receive({ tag });
           await until(() => got.caught.length === 2);
           assert.deepEqual(got.caught.map((m) => [m.tag, problem().test(m.error.message)]), [[1, true], [2, true]], 'each message fails to Catch, with the reason');

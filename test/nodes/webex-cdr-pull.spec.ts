@@ -204,8 +204,9 @@ describe('webex-cdr-pull node', function () {
     await helper.unload();
     got = await load(flow(), { acc: { refreshToken: 'RT-x' } });
     await settle(20);
+    // a client ID and secret not entered yet: not configured (yellow), not an error
     const first = (helper.getNode('pull').status as any).getCall(0).args[0];
-    assert.equal(first.fill, 'red');
+    assert.deepEqual(first, { fill: 'yellow', shape: 'ring', text: 'not configured' });
     helper.getNode('pull').receive({});
     await until(() => got.caught.length === 1);
     assert.match(got.caught[0].error.message, /no client ID and no client secret/);

@@ -29,11 +29,22 @@ export function mountReceiver(RED: NodeAPI, node: Node, type: string, url: strin
     endpoint = mountEndpoint(RED.httpNode as any, RED.settings as any, node.id, paths, { post, get });
   } catch (err) {
     if (!(err instanceof PathInUseError)) throw err;
-    node.error(RED._(`${type}.errors.pathInUse`, { path: url, owner: err.owner }), { topic: 'error', payload: null } as NodeMessage);
+    node.error(RED._(`${type}.errors.pathInUse`, { path: url, owner: nodeLabel(RED, err.owner) }), { topic: 'error', payload: null } as NodeMessage);
     status.set({ fill: 'red', shape: 'ring', text: RED._(`${type}.status.pathInUse`) }, true);
     return null;
   }
   return endpoint;
+}
+
+/**
+ * How an error names another node: `"<name>" (<type>)`, or `<type> <id>` when it has no name; what is
+ * not a running node's id (a description such as "another node") stays as it is.
+ */
+export function nodeLabel(RED: NodeAPI, id: string): string {
+  const other = RED.nodes.getNode(id) as (Node & { name?: unknown }) | null;
+  if (!other) return id;
+  const name = typeof other.name === 'string' ? other.name.trim() : '';
+  return name ? `"${name}" (${other.type})` : `${other.type} ${id}`;
 }
 
 /** node.warn at most once per `intervalMs` for each key, so a scanner hammering an endpoint cannot flood the log. */
