@@ -96,6 +96,11 @@ export = function register(RED: NodeAPI): void {
       const c = tracker.counts();
       const warn = c.externalCalls > 0 || c.restrictedCalls > 0;
       const text = RED._('cms-call-tracker.status.calls', { calls: count(c.calls), external: count(c.externalCalls), restricted: count(c.restrictedCalls) });
+      // the calls are followed from the records either way; the status says what keeps the API read from working
+      if (api && api.problem !== null) {
+        status.set({ fill: api.unset ? 'yellow' : 'red', shape: 'ring', text: RED._(`cms-call-tracker.status.${api.unset ? 'apiNotConfigured' : 'apiBadConfig'}`, { calls: text }) });
+        return;
+      }
       if (apiError !== null) {
         status.set({ fill: 'yellow', shape: 'ring', text: RED._('cms-call-tracker.status.apiFailed', { calls: text }) });
         return;
@@ -150,11 +155,12 @@ export = function register(RED: NodeAPI): void {
         apiError = null;
       } catch (err) {
         if (closing) return;
-        failures++;
-        apiError = (err as Error).message;
         const retry = !(err instanceof ConfigProblem);
+        // a configuration problem is shown as such (showStatus), not as a failed read
+        if (retry) failures++;
+        apiError = retry ? (err as Error).message : null;
         const delay = Math.min(retryMs * 2 ** (failures - 1), retryMs * 16);
-        const text = RED._(retry ? 'cms-call-tracker.errors.apiRetry' : 'cms-call-tracker.errors.api', { error: apiError, seconds: Math.round(delay / 100) / 10 });
+        const text = RED._(retry ? 'cms-call-tracker.errors.apiRetry' : 'cms-call-tracker.errors.api', { error: (err as Error).message, seconds: Math.round(delay / 100) / 10 });
         // a configuration that cannot work was said at deploy (useConfig); a message that asks fails with it
         if (retry || trigger !== 'start') node.error(text, { topic: 'apiError', payload: { trigger, error: apiError, failures } } as NodeMessage);
         if (retry) {

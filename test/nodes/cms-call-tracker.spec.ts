@@ -294,6 +294,31 @@ describe('cms-call-tracker node', function () {
       await until('a status without the failure', () => !/API read failed/.test(statuses().at(-1).text));
     });
 
+    for (const [what, srv, cred, fill, text] of [
+      ['not filled in yet (as an imported example)', { urls: '' }, {}, 'yellow', '0 calls · 0 ext · 0 restr · API not configured'],
+      ['filled in wrongly', { urls: 'ftp://cms.example' }, { user: 'apiuser', password: 'apipass' }, 'red', '0 calls · 0 ext · 0 restr · API configuration error'],
+    ] as const) {
+      it(`with a server ${what}: follows the records, says so in the status, and reads nothing`, async () => {
+        const flow = apiFlow().map((n) => (n.id === 'srv' ? { ...n, ...srv } : n));
+        await helper.load([cdrIn.module, tracker.module, server.module], flow, { srv: cred });
+        const tr = helper.getNode('tr') as any;
+        const mine = (calls: any[]) => calls.filter((c) => c.thisValue === tr).map((c) => c.args[0]);
+        // (a status is shown at most once a second)
+        await until('the status', () => JSON.stringify(mine(tr.status.getCalls()).at(-1)) === JSON.stringify({ fill, shape: 'ring', text }), 3000);
+        assert.deepEqual(mine(tr.error.getCalls()), [], 'nothing logged as an error at start');
+        const joined = collect(helper.getNode('sec'), 1);
+        await send(post(rec('callStart', CALL, '<name>Weekly</name>'), rec('callLegStart', 'leg-g', `<guestConnection>true</guestConnection><call>${CALL}</call>`)));
+        assert.deepEqual((await joined).map((m) => [m.payload.event, m.payload.source]), [['externalJoined', 'cdr']]);
+        const last = () => mine(tr.status.getCalls()).at(-1);
+        await until('the status after the records', () => last().fill === fill && /^1 calls? · 1 ext · 0 restr · API /.test(last().text), 3000);
+        // asked to read: the reason goes to Catch
+        tr.receive({ topic: 'reconcile' });
+        const [caught] = await collect(helper.getNode('caught'), 1);
+        assert.match(caught.error.message, /CMS API/);
+        assert.deepEqual(sim.log, [], 'no request reached CMS');
+      });
+    }
+
     async function load(): Promise<typeof helper> {
       await helper.load([cdrIn.module, tracker.module, server.module], apiFlow(), creds);
       return helper;
