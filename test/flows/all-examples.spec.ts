@@ -11,6 +11,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFile } from 'node:child_process';
 import { exampleFiles, loadExampleFile, nodePackages, DEMO } from '../helpers/examples';
 import { prepareUserDir, startNodeRed, redJs, type NodeRedProcess } from '../helpers/node-red-process';
 
@@ -149,5 +150,25 @@ describe('all examples imported together next to the demo, in Node-RED started a
     }, 15_000, rt);
     assert.deepEqual(shown.map((d: any) => d.topic).slice(0, 2), ['callStart', 'callLegStart']);
     assert.deepEqual(lines(rt).filter((l) => /\[error\]/.test(l)), []);
+  });
+
+  it('shows the quick start\'s batch again each time npm run demo:post sends it (a resend of the same file shows nothing)', async () => {
+    const demoDebug = start.demoFlows().find((n) => n.type === 'debug' && n.name === 'CDR records').id;
+    const shownSoFar = () => rt.debug.filter((d) => d.id === demoDebug).length;
+    const before = shownSoFar();
+    for (const run of [1, 2]) {
+      // the script itself, as README runs it (PORT picks the port)
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, [path.join(root, 'scripts', 'demo-post.js')], { env: { ...process.env, PORT: new URL(rt.base).port } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      });
+      assert.match(out, /HTTP 200/);
+      await until(`six more records after demo:post run ${run}`, () => shownSoFar() === before + 6 * run, 15_000, rt);
+    }
+    // the README's curl line posts the fixture itself: the second time it is a resend, answered 200 and dropped
+    const xml = fs.readFileSync(path.join(root, 'test', 'fixtures', 'cms', 'cdr-receiver-db-call.xml'));
+    const again = await fetch(`${rt.base}/cdr`, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: xml });
+    assert.equal(again.status, 200);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(shownSoFar(), before + 12);
   });
 });
