@@ -135,7 +135,7 @@ describe('all examples imported together next to the demo, in Node-RED started a
   });
 
   it('keeps the examples\' databases in the user directory (CDRFLOW_DATA by default), nothing in the working directory', () => {
-    for (const db of ['cms-cdr-records.db', 'webex_cdr.db', 'cdr.db']) assert.ok(fs.existsSync(path.join(userDir, db)), `${db} in the user directory: ${fs.readdirSync(userDir).join(', ')}`);
+    for (const db of ['cms-cdr-records.db', 'webex_cdr.db', 'cdr.db', 'cdr-dashboard.db']) assert.ok(fs.existsSync(path.join(userDir, db)), `${db} in the user directory: ${fs.readdirSync(userDir).join(', ')}`);
     assert.deepEqual(fs.readdirSync(cwd), [], 'nothing in Node-RED\'s working directory');
   });
 
