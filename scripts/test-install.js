@@ -8,7 +8,7 @@
  *   container  the official image's layout: /data as the user directory holding settings.js (Node-RED's
  *              default one) and the package installed there, Node-RED itself installed elsewhere.
  * Each ends with a Node-RED (this repository's devDependency, started with red.js as users start it)
- * listing all twelve node types, deploying the demo example, and taking a CDR on it.
+ * listing all thirteen node types, deploying the demo example, and taking a CDR on it.
  * Tests what is committed: the clones come from git, not from this working tree.
  */
 'use strict';

@@ -62,6 +62,11 @@ export interface StateBackend {
   moveAside(): Promise<string | null>;
   /** Removes everything stored (the node was deleted). */
   clear(): Promise<void>;
+  /**
+   * True when `err` means the store cannot be reached now (a Redis outage), not that the state is bad:
+   * the keeper then sets nothing aside and starts nothing clean, and `ready` rejects with it.
+   */
+  isOutage?(err: unknown): boolean;
 }
 
 /** Encrypts what a backend writes (used for tokens). */
@@ -319,8 +324,9 @@ export interface KeeperOptions<S> {
 }
 
 /**
- * Loads, checks and keeps one node's state. `ready` resolves with the live state (never rejects: an
- * unusable save starts clean, and `loss` says what happened).
+ * Loads, checks and keeps one node's state. `ready` resolves with the live state (an unusable save
+ * starts clean, and `loss` says what happened); it rejects only when the backend says the store could
+ * not be reached (`isOutage`), and then nothing is written and `record` throws that error.
  */
 export class StateKeeper<S> {
   readonly ready: Promise<S>;
@@ -335,20 +341,30 @@ export class StateKeeper<S> {
   private writing: Promise<void> = Promise.resolve();
   /** The live state: what restore built (snapshots are taken of it, whatever the node does with ready). */
   private live: S | undefined;
+  /** The store could not be reached while loading: nothing is known, nothing may be written. */
+  private unreachable: Error | null = null;
 
   constructor(private readonly opts: KeeperOptions<S>) {
     this.ready = this.load().then((s) => {
       this.live = s;
       return s;
+    }, (err: Error) => {
+      this.unreachable = err;
+      throw err;
     });
+    // the node sees the rejection through ready; the keeper's own copy must not count as unhandled
+    this.ready.catch(() => undefined);
   }
 
   private async load(): Promise<S> {
     const { backend, restore } = this.opts;
     let stored: Stored;
+    const outage = (err: unknown): boolean => backend.isOutage?.(err) === true;
     try {
       stored = await backend.read();
     } catch (err) {
+      // an unreachable store says nothing about the state: starting clean would repeat or skip what it holds
+      if (outage(err)) throw err;
       stored = { value: undefined, journal: [], error: err as Error };
     }
     if (stored.fromPrevious) this.dirty = true;
@@ -366,9 +382,13 @@ export class StateKeeper<S> {
     try {
       loss.movedTo = await backend.moveAside();
     } catch (err) {
+      if (outage(err)) throw err;
       this.opts.onError(err as Error);
     }
-    const prev = await backend.readPrevious().catch(() => null);
+    const prev = await backend.readPrevious().catch((err: unknown) => {
+      if (outage(err)) throw err;
+      return null;
+    });
     if (prev) {
       for (const journal of [prev.journal, []]) {
         try {
@@ -393,6 +413,7 @@ export class StateKeeper<S> {
    */
   record(entry: unknown): Promise<void> | void {
     if (this.closed) throw new Error('the state is closed (the node is stopping)');
+    if (this.unreachable) throw this.unreachable;
     const bytes = this.opts.backend.append(entry);
     if (bytes !== null) {
       this.journalBytes += bytes;
@@ -456,7 +477,12 @@ export class StateKeeper<S> {
 
   /** Flushes, then stops; a removed node's state is deleted. Later changes are ignored. */
   async close(removed: boolean): Promise<void> {
-    await this.ready;
+    try {
+      await this.ready;
+    } catch {
+      this.closed = true; // never loaded: nothing of ours to write or remove
+      return;
+    }
     if (removed) {
       this.closed = true;
       if (this.timer) clearTimeout(this.timer);

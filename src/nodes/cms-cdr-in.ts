@@ -11,7 +11,10 @@ import { normalisePath, effectivePath, readBody, answer, queryOf, BodyTooLargeEr
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { nodeState } from './lib/state';
 import { properties } from './lib/props';
-import { reportConfigProblem } from './lib/config';
+import { reportConfigProblem, useConfig, ConfigProblem, type ConfigHandle } from './lib/config';
+import { claimBatch, confirmAll, releaseAll, cmsClaimKey, ClaimPendingError, type BatchClaim } from '../ha/batch';
+import { RedisUnavailableError } from '../ha/connection';
+import type { SharedState } from '../ha/shared';
 import { ThrottledStatus, count } from './lib/status';
 import { packageSetup } from './lib/setup';
 
@@ -25,6 +28,8 @@ interface CmsCdrInDef extends NodeDef {
   /** `sent`: 200 once the records were sent on; `flow`: an http response node in the flow answers. */
   ack?: 'sent' | 'flow';
   ackTimeout?: number | string;
+  /** A cdrflow-redis config node: records are claimed there, so two instances pass each on once. */
+  redis?: string;
 }
 /** What every message of one POST says about where it came from (msg.cms). */
 interface Meta {
@@ -57,6 +62,13 @@ export = function register(RED: NodeAPI): void {
     const status = new ThrottledStatus(node);
     const url = effectivePath(RED.settings as any, path);
     let received = 0;
+    // a claim not confirmed runs out after this: a holder that died blocks a record no longer
+    const claimTtlMs = (ackByFlow ? ackTimeoutMs : 0) + 30_000;
+    /** settings.js `cmsCdrInClaimWaitMs`: how long to wait for a record another instance is delivering. */
+    const claimWaitMs = (() => {
+      const v = Number((RED.settings as { cmsCdrInClaimWaitMs?: unknown }).cmsCdrInClaimWaitMs ?? 5000);
+      return Number.isFinite(v) && v >= 0 ? v : 5000;
+    })();
 
     let rules: SenderRules;
     try {
@@ -141,6 +153,29 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           const { fresh, duplicates, warnings } = tracker.review(doc.records, remote);
+          // Shared state: only the records this instance claimed first are sent on; the others were (or
+          // are being) sent on by another instance. All fresh ones count as handled here (recordIndex).
+          let claimed: BatchClaim | null = null;
+          let toSend = fresh;
+          if (shared && fresh.length > 0) {
+            const s = shared.get();
+            claimed = await claimBatch(s.claims, fresh.map(cmsClaimKey), { ttlMs: claimTtlMs, waitMs: claimWaitMs });
+            const won = claimed.won;
+            toSend = fresh.filter((_, i) => won[i]);
+          }
+          const confirm = async (): Promise<void> => {
+            if (!claimed || claimed.keys.length === 0) return;
+            try {
+              const late = await confirmAll(shared!.get().claims, claimed.keys, shared!.get().dedupMs);
+              if (late > 0) warnOnce('unconfirmed', RED._('cms-cdr-in.warnings.unconfirmed', { count: late, error: 'claim ran out' }));
+            } catch (err) {
+              // the records went on already: the 200 stands, the other instance may send them again later
+              warnOnce('unconfirmed', RED._('cms-cdr-in.warnings.unconfirmed', { count: claimed.keys.length, error: (err as Error).message }));
+            }
+          };
+          const giveBack = async (): Promise<void> => {
+            if (claimed && claimed.keys.length > 0) await releaseAll(shared!.get().claims, claimed.keys);
+          };
           // delivered: remembered in the journal (on disk when this returns, for the file store)
           const delivered = (): Promise<void> | void => {
             const saved = fresh.length > 0 ? state.record(tracker.commit(fresh, remote)) : undefined;
@@ -153,12 +188,12 @@ export = function register(RED: NodeAPI): void {
           };
           const warnMsgs = warnings.map((w) => warningMessage(w, meta));
           for (const w of warnings) node.warn(RED._(`cms-cdr-in.warnings.${w.kind}`, w as any));
-          if (ackByFlow && fresh.length > 0) {
+          if (ackByFlow && toSend.length > 0) {
             // The flow acknowledges (an http response node, after it stored the records): only a 2xx
             // answer marks them delivered; anything else, or silence until the timeout, lets CMS resend.
             // msg.res only: the http response node needs nothing else, and msg.req would carry the
             // sender's Authorization header and token
-            const msg = postMessage(fresh, doc.session, doc.callBridge, meta) as NodeMessage & Record<string, unknown>;
+            const msg = postMessage(toSend, doc.session, doc.callBridge, meta) as NodeMessage & Record<string, unknown>;
             msg.res = { _res: res };
             const timer = setTimeout(() => {
               awaitingFlow.delete(res);
@@ -171,11 +206,14 @@ export = function register(RED: NodeAPI): void {
               clearTimeout(timer);
               awaitingFlow.delete(res);
               // the flow's answer is already out: recorded right after it (a resend is dropped from then on)
-              if (res.statusCode >= 200 && res.statusCode < 300 && !closing) void Promise.resolve(delivered()).catch(() => undefined);
+              if (res.statusCode >= 200 && res.statusCode < 300 && !closing) void Promise.resolve(delivered()).then(confirm, giveBack).catch(() => undefined);
+              else void giveBack().catch(() => undefined);
             });
             res.once('close', () => {
               clearTimeout(timer);
               awaitingFlow.delete(res);
+              // closed without a finished answer: not delivered, the claims go back
+              if (!res.writableFinished) void giveBack().catch(() => undefined);
             });
             node.send(msg);
             for (const w of warnMsgs) node.send([null, w]);
@@ -183,20 +221,36 @@ export = function register(RED: NodeAPI): void {
           }
           // One send per message: Node-RED deep-clones every message after the first of a single send
           // call (they might share objects); ours are built fresh for this send, so that clone is waste.
-          if (perPost) {
-            if (fresh.length > 0) node.send(postMessage(fresh, doc.session, doc.callBridge, meta));
-          } else {
-            for (const r of fresh) node.send(recordMessage(r, meta));
+          try {
+            if (perPost) {
+              if (toSend.length > 0) node.send(postMessage(toSend, doc.session, doc.callBridge, meta));
+            } else {
+              for (const r of toSend) node.send(recordMessage(r, meta));
+            }
+            for (const w of warnMsgs) node.send([null, w]);
+            const saved = delivered();
+            if (saved) await saved;
+          } catch (err) {
+            // not acknowledged: CMS resends, and the records must be claimable again (here or elsewhere)
+            await giveBack().catch(() => undefined);
+            throw err;
           }
-          for (const w of warnMsgs) node.send([null, w]);
-          const saved = delivered();
-          if (saved) await saved;
+          await confirm();
           answer(res, 200);
         })
         .catch((err: Error) => {
           if (err instanceof BodyConsumedError) {
             // CMS posts XML; a JSON or form body parsed before this route is not a CDR document
             fail(res, 415, 'consumed', RED._('cms-cdr-in.errors.consumed', { type: err.contentType }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
+          } else if (err instanceof RedisUnavailableError || err instanceof ConfigProblem) {
+            // nothing claimed, nothing sent on: 503 keeps the records at CMS until the shared state is back
+            const reason = err instanceof ConfigProblem
+              ? RED._('cms-cdr-in.errors.config', { error: err.message })
+              : RED._('cms-cdr-in.errors.redis', { error: err.message });
+            fail(res, 503, 'redis', reason, { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
+            warnOnce('redis', reason);
+          } else if (err instanceof ClaimPendingError) {
+            fail(res, 503, 'claimPending', RED._('cms-cdr-in.errors.claimPending', { count: err.count }), { topic: 'error', payload: null, cms: meta } as NodeMessage, false);
           } else if (err instanceof BodyTooLargeError) {
             fail(res, 413, 'tooLarge', RED._('cms-cdr-in.errors.tooLarge', { limit: count(limit) }), { topic: 'error', payload: null, cms: meta } as NodeMessage, true);
           } else {
@@ -209,8 +263,27 @@ export = function register(RED: NodeAPI): void {
     const endpoint = mountReceiver(RED, node, 'cms-cdr-in', url, paths, post, status);
     if (endpoint) status.set({ fill: open ? 'yellow' : 'green', shape: 'ring', text: where }, true);
 
+    // Shared state (optional): its connection is made now, so the status shows Redis down before a POST
+    let shared: ConfigHandle<SharedState> | null = null;
+    let stopWatching: (() => void) | null = null;
+    const sharedId = prop.text('redis');
+    if (sharedId && endpoint) {
+      shared = useConfig<SharedState>(RED, node, 'cms-cdr-in', sharedId, status);
+      if (shared.problem === null) {
+        const link = shared.get().redis;
+        const show = (up: boolean) => status.set(up
+          ? { fill: open ? 'yellow' : 'green', shape: 'ring', text: where }
+          : { fill: 'red', shape: 'ring', text: `${where} · ${RED._('cms-cdr-in.status.redisDown')}` }, true);
+        stopWatching = link.onChange((state) => {
+          if (state === 'up' || state === 'down') show(state === 'up');
+        });
+        if (link.state === 'down') show(false);
+      }
+    }
+
     node.on('close', (removed: boolean, done: () => void) => {
       closing = true;
+      stopWatching?.();
       endpoint?.close();
       for (const [res, timer] of awaitingFlow) {
         clearTimeout(timer);

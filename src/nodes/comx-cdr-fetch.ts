@@ -4,6 +4,12 @@
  * state (nodeState: a journal entry per emitted CDR and per window, a checked restore, a lost cursor
  * salvaged or asked for with msg.cursor), and turns the run's callbacks into messages on output 1
  * (with msg.tick backpressure) and 2, status, warnings and done(err) for Catch nodes.
+ *
+ * With a shared state (a cdrflow-redis node, issue 16) the incremental state lives in Redis and the
+ * node holds a lease per node id: only the holder runs incremental fetches and changes the cursor, it
+ * reads the state again from Redis at the start of each term, and a fetch in progress stops the moment
+ * the lease is lost. The other instance answers incremental runs with a "standby" status and nothing
+ * else; one-off lookups (range, id, start, users) touch no shared state and run wherever they are asked.
  */
 import * as path from 'node:path';
 import type { NodeAPI, Node, NodeDef, NodeMessage, NodeStatus } from 'node-red';
@@ -14,10 +20,13 @@ import { runFetch, askOf, FETCH_MODES, FETCH_FORMATS, type FetchHooks, type Fetc
 import { ComxSync, DEFAULT_SYNC, isInstant } from '../comx/sync';
 import { TickGate } from '../comx/tick-gate';
 import { removeStaleStaging } from '../comx/spool';
-import { ConfigProblem, useConfig } from './lib/config';
+import { RedisUnavailableError } from '../ha/connection';
+import { LeaseLostError, PullLease, type PullRole } from '../ha/pull-lease';
+import type { SharedState } from '../ha/shared';
+import { ConfigProblem, reportConfigProblem, useConfig, type ConfigNode } from './lib/config';
 import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
 import { properties } from './lib/props';
-import { nodeState, stateFileDir } from './lib/state';
+import { nodeState, stateFileDir, type NodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 import { packageSetup } from './lib/setup';
 
@@ -25,6 +34,28 @@ type Msg = NodeMessage & Record<string, any>;
 
 /** A change of the incremental state could not be saved: the run failed. */
 class StateSaveError extends Error {}
+/** Asked of the standby (or while Redis is down) what only the lease holder may do. */
+class NotHolderError extends Error {}
+
+/**
+ * How long a lease lasts without renewal (settings.js `cdrflowLeaseMs`, default 10 s): the longest a
+ * dead holder keeps the other instance waiting. Renewed every third of it.
+ */
+const DEFAULT_LEASE_MS = 10_000;
+function leaseTime(RED: NodeAPI): number {
+  const v = Number((RED.settings as { cdrflowLeaseMs?: unknown }).cdrflowLeaseMs ?? DEFAULT_LEASE_MS);
+  return Number.isFinite(v) && v >= 100 ? v : DEFAULT_LEASE_MS;
+}
+
+/** The incremental state of one term: opened at deploy (file, context store) or at each lease gain (Redis). */
+interface Term {
+  state: NodeState<ComxSync>;
+  /** Resolves when restored and checked; rejects only when Redis could not be read. */
+  ready: Promise<void>;
+  /** The lease term it was read in (0 without a shared state). */
+  term: number;
+  failed: boolean;
+}
 type Send = (m: (NodeMessage | null)[]) => void;
 
 /** How long to wait for a msg.tick before giving up on the rest of a result. */
@@ -76,35 +107,92 @@ export = function register(RED: NodeAPI): void {
       exactStart: prop.text('exactStart'),
     };
 
-    let sync = new ComxSync(syncOpts);
-    const state = nodeState(RED, node, {
-      type: 'comx-cdr-fetch',
-      store: prop.text('stateStore'),
-      restore: (saved, journal) => ComxSync.restore(saved, journal, syncOpts),
-      snapshot: (live) => live.snapshot(),
-    });
-    const guard = new CursorGuard(RED, node, 'comx-cdr-fetch', status);
-    const ready = state.ready.then(async (restored) => {
-      sync = restored;
-      const loss = state.loss();
-      // the last good copy (recoveredFrom) has a cursor; else the journal's, else what the lost state still shows
-      const salvaged = loss && !loss.recoveredFrom ? sync.cursorMs ?? instant(salvageField(loss, 'cursor')) : null;
-      if (salvaged !== null && sync.cursorMs === null) {
-        try {
-          await state.record(sync.setCursor(salvaged));
-        } catch (err) {
-          node.warn(RED._('comx-cdr-fetch.state.saveFailed', { where: state.where, error: (err as Error).message }));
-        }
-      }
-      guard.settle(loss, salvaged);
-    });
-
     let closing = false;
+    // shared state (issue 16): a cdrflow-redis node chosen; a missing or broken one is said, never swapped for the file
+    const redisId = prop.text('redis');
+    let shared: SharedState | null = null;
+    let redisProblem: string | null = null;
+    if (redisId) {
+      const handle = (RED.nodes.getNode(redisId) as ConfigNode<SharedState> | null)?.cdrflow;
+      redisProblem = handle ? handle.problem : RED._('comx-cdr-fetch.errors.noRedis');
+      if (redisProblem !== null) reportConfigProblem(RED, node, 'comx-cdr-fetch', redisProblem, status);
+      else shared = handle!.get();
+    }
+    const pull = shared ? new PullLease(shared.redis, `comx-cdr-fetch:${node.id}`, { ttlMs: leaseTime(RED), onRole: showRole }) : null;
+
+    let sync = new ComxSync(syncOpts);
+    const guard = new CursorGuard(RED, node, 'comx-cdr-fetch', status);
+    function openState(term: number): Term {
+      const state = nodeState(RED, node, {
+        type: 'comx-cdr-fetch',
+        store: prop.text('stateStore'),
+        shared: shared ?? undefined,
+        fence: pull?.fence,
+        restore: (saved, journal) => ComxSync.restore(saved, journal, syncOpts),
+        snapshot: (live) => live.snapshot(),
+      });
+      const t: Term = { state, term, failed: false, ready: Promise.resolve() };
+      t.ready = state.ready.then(async (restored) => {
+        sync = restored;
+        const loss = state.loss();
+        // the last good copy (recoveredFrom) has a cursor; else the journal's, else what the lost state still shows
+        const salvaged = loss && !loss.recoveredFrom ? sync.cursorMs ?? instant(salvageField(loss, 'cursor')) : null;
+        if (salvaged !== null && sync.cursorMs === null) {
+          try {
+            await state.record(sync.setCursor(salvaged));
+          } catch (err) {
+            node.warn(RED._('comx-cdr-fetch.state.saveFailed', { where: state.where, error: (err as Error).message }));
+          }
+        }
+        guard.settle(loss, salvaged);
+      }, (err: unknown) => {
+        t.failed = true; // Redis could not be read: the next run reads again
+        throw err;
+      });
+      t.ready.catch(() => undefined);
+      return t;
+    }
+    // without a shared state the state is read once, at deploy; with one, at the start of each lease term
+    let current: Term | null = shared || redisProblem !== null ? null : openState(0);
+
+    /** The state to use now (runs are queued, so this never races itself). */
+    async function stateNow(): Promise<Term> {
+      if (!pull) return current!;
+      if (current && current.term === pull.term && !current.failed) return current;
+      const old = current;
+      current = null;
+      // nothing to write: a term's changes were stored as they were recorded (or fenced off)
+      if (old) await old.state.close(false).catch(() => undefined);
+      current = openState(pull.term);
+      return current;
+    }
+
+    /** The status and log line for the lease's role. */
+    function showRole(role: PullRole, why?: 'expired' | 'taken' | 'released'): void {
+      if (closing) return;
+      if (why === 'expired' || why === 'taken') node.warn(RED._('comx-cdr-fetch.log.leaseLost', { why: RED._(`comx-cdr-fetch.lease.${why}`) }));
+      if (role === 'active') node.log(RED._('comx-cdr-fetch.log.leaseGained'));
+      const look: Record<PullRole, NodeStatus> = {
+        waiting: { fill: 'grey', shape: 'ring', text: RED._('comx-cdr-fetch.status.redisWaiting') },
+        active: { fill: 'green', shape: 'ring', text: RED._('comx-cdr-fetch.status.active') },
+        standby: { fill: 'grey', shape: 'ring', text: RED._('comx-cdr-fetch.status.standby') },
+        down: { fill: 'yellow', shape: 'ring', text: RED._('comx-cdr-fetch.status.redisDown') },
+      };
+      status.set(look[role], true);
+    }
+
+    /** Before anything only the holder may do: throws NotHolderError on the standby or while Redis is down. */
+    function mustHold(): void {
+      if (redisProblem !== null) throw new ConfigProblem(redisProblem);
+      if (pull && !pull.canPull) throw new NotHolderError(RED._(pull.role === 'down' ? 'comx-cdr-fetch.errors.redisDown' : 'comx-cdr-fetch.errors.standby', { where: shared!.redis.where }));
+    }
+
     const abort = new AbortController();
     let queue: Promise<void> = Promise.resolve();
     const gate = new TickGate(TICK_TIMEOUT_MS, () => new Error(RED._('comx-cdr-fetch.errors.noTick', { seconds: TICK_TIMEOUT_MS / 1000 })));
 
-    if (pbx.problem === null) status.set({ fill: 'grey', shape: 'ring', text: RED._('comx-cdr-fetch.status.idle') }, true);
+    if (pbx.problem === null && redisProblem === null) status.set({ fill: 'grey', shape: 'ring', text: RED._(pull ? 'comx-cdr-fetch.status.redisWaiting' : 'comx-cdr-fetch.status.idle') }, true);
+    pull?.start();
 
     node.on('input', (msg: Msg, send: Send, done: (err?: Error) => void) => {
       if (msg.tick) {
@@ -116,7 +204,8 @@ export = function register(RED: NodeAPI): void {
       queue = queue.then(job).then(() => done(), (err: unknown) => {
         const e = explain(err);
         // the status names what happened in a few words; the whole reason goes to the log and Catch
-        if (!(err instanceof CursorLostError || err instanceof ConfigProblem)) status.set({ fill: 'red', shape: 'ring', text: shortReason(err) }, true);
+        if (err instanceof NotHolderError) status.set({ fill: 'yellow', shape: 'ring', text: shortReason(err) }, true);
+        else if (!(err instanceof CursorLostError || err instanceof ConfigProblem)) status.set({ fill: 'red', shape: 'ring', text: shortReason(err) }, true);
         done(e);
       });
     });
@@ -125,6 +214,9 @@ export = function register(RED: NodeAPI): void {
     async function control(msg: Msg): Promise<void> {
       const cursor = msg.cursor === undefined ? null : instant(msg.cursor);
       if (msg.cursor !== undefined && cursor === null) throw new Error(RED._('comx-cdr-fetch.errors.cursor', { value: String(msg.cursor).slice(0, 40) }));
+      // the cursor is the holder's: a standby that set it would be overwritten by the holder's next window
+      mustHold();
+      const { state, ready } = await stateNow();
       await ready;
       if (msg.reset) await state.record(sync.reset());
       if (cursor !== null) await state.record(sync.setCursor(cursor));
@@ -135,17 +227,41 @@ export = function register(RED: NodeAPI): void {
 
     async function fetch(msg: Msg, send: Send): Promise<void> {
       await cleaned;
+      const ask = askOf(msg, defaults);
+      // one-off lookups (range, id, start, users) use no state: they run on whichever instance is asked
+      const incremental = ask.mode === 'incremental';
+      let term: Term | null = null;
+      let lease: { signal: AbortSignal; done(): void } | null = null;
+      if (incremental) {
+        if (redisProblem !== null) throw new ConfigProblem(redisProblem);
+        if (pull) {
+          // the standby, or Redis away: nothing is fetched (never a double pull); the status says why
+          if (!pull.canPull) return showRole(pull.role);
+          term = await stateNow();
+          await term.ready;
+          if (!pull.canPull) return showRole(pull.role);
+          lease = pull.runSignal();
+        } else {
+          term = current!;
+        }
+      }
       gate.running(true);
       try {
         const { client, zone, host } = pbx.get();
-        const result = await runFetch(askOf(msg, defaults), { client, zone, host, settings, signal: abort.signal }, hooksFor(msg, send));
+        const signal = lease ? AbortSignal.any([abort.signal, lease.signal]) : abort.signal;
+        const result = await runFetch(ask, { client, zone, host, settings, signal }, hooksFor(msg, send, term, lease?.signal));
         status.set(resultStatus(result), true);
+      } catch (err) {
+        // stopped because the lease was lost: say that, not the abort it caused
+        if (lease?.signal.aborted && !closing) throw lease.signal.reason;
+        throw err;
       } finally {
         gate.running(false);
+        lease?.done();
       }
     }
 
-    function hooksFor(msg: Msg, send: Send): FetchHooks {
+    function hooksFor(msg: Msg, send: Send, term: Term | null, leaseSignal?: AbortSignal): FetchHooks {
       // a copy of the input message: its properties stay, topic and payload are the run's
       const base = (): Msg => RED.util.cloneMessage(msg) as Msg;
       let n = 0;
@@ -155,10 +271,16 @@ export = function register(RED: NodeAPI): void {
         if (++n % 200 === 0) await new Promise((r) => setImmediate(r));
         if (closing) throw new Error(RED._('comx-cdr-fetch.errors.closed'));
       };
+      // nothing more goes out once the lease is lost: the other instance may be fetching the window now
+      const stillHeld = () => {
+        if (leaseSignal?.aborted) throw leaseSignal.reason;
+      };
+      const noTerm = () => new Error('incremental state not opened'); // a bug: only incremental runs ask for it
       return {
-        sync: () => ready.then(() => guard.check()).then(() => sync),
+        sync: () => (term ? term.ready.then(() => guard.check()).then(() => sync) : Promise.reject(noTerm())),
         emit: async (out) => {
           if (useTick && firstSent > 0) await gate.wait();
+          stillHeld();
           firstSent++;
           send([{ ...base(), ...out }, null]);
           await breathe();
@@ -168,9 +290,12 @@ export = function register(RED: NodeAPI): void {
           await breathe();
         },
         record: (entry) => {
+          if (!term) throw noTerm();
+          const { state } = term;
           // a change that cannot be saved fails the run: a cursor that is not on disk is not a success
           const failed = (err: unknown) => new StateSaveError(RED._('comx-cdr-fetch.errors.stateSave', { where: state.where, error: (err as Error)?.message ?? String(err) }));
           try {
+            stillHeld();
             const saved = state.record(entry);
             return saved ? saved.catch((err: unknown) => { throw failed(err); }) : saved;
           } catch (err) {
@@ -210,6 +335,9 @@ export = function register(RED: NodeAPI): void {
     function shortReason(err: unknown): string {
       const at = new Date().toTimeString().slice(0, 5);
       if (err instanceof StateSaveError) return `${RED._('comx-cdr-fetch.status.failed.state')} · ${at}`;
+      if (err instanceof NotHolderError) return `${RED._(pull?.role === 'down' ? 'comx-cdr-fetch.status.redisDown' : 'comx-cdr-fetch.status.standby')} · ${at}`;
+      if (err instanceof LeaseLostError) return `${RED._('comx-cdr-fetch.status.failed.leaseLost')} · ${at}`;
+      if (err instanceof RedisUnavailableError) return `${RED._('comx-cdr-fetch.status.redisDown')} · ${at}`;
       const failure = closing ? null : describeFailure(err);
       const phrase = failure ? RED._(`comx-cdr-fetch.status.failed.${failure.key}`, failure.vars) : RED._('comx-cdr-fetch.status.failed.other');
       return `${phrase} · ${at}`;
@@ -217,7 +345,9 @@ export = function register(RED: NodeAPI): void {
 
     /** Turns low-level failures into the messages a user can act on. */
     function explain(err: unknown): Error {
-      if (err instanceof ConfigProblem || err instanceof CursorLostError || err instanceof StateSaveError) return err;
+      if (err instanceof ConfigProblem || err instanceof CursorLostError || err instanceof StateSaveError || err instanceof NotHolderError) return err;
+      if (err instanceof LeaseLostError) return new Error(RED._('comx-cdr-fetch.errors.leaseLost', { why: RED._(`comx-cdr-fetch.lease.${err.why}`) }));
+      if (err instanceof RedisUnavailableError) return new Error(RED._('comx-cdr-fetch.errors.redisDown', { where: shared?.redis.where ?? '' }));
       if (closing) return new Error(RED._('comx-cdr-fetch.errors.closed'));
       const failure = describeFailure(err);
       if (failure) return new Error(RED._(`comx-cdr-fetch.errors.${failure.key}`, failure.vars));
@@ -230,7 +360,10 @@ export = function register(RED: NodeAPI): void {
       gate.close(new Error(RED._('comx-cdr-fetch.errors.closed')));
       status.stop();
       Promise.race([queue.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))])
-        .then(() => state.close(removed))
+        .then(() => current?.state.close(removed))
+        .catch(() => undefined)
+        // after the state's last write (fenced by the lease); released, the other instance takes over at once
+        .then(() => pull?.stop())
         .catch(() => undefined)
         .then(() => {
           node.status({});

@@ -76,6 +76,8 @@ export class ComxSimulator {
   requests: string[] = [];
   /** Requests the client gave up on before the answer was complete. */
   aborted = 0;
+  /** When each request arrived and when its connection was done with it (ms), to see two clients fetching at once. */
+  spans: { path: string; start: number; end: number | null }[] = [];
   url = '';
   private server: http.Server | null = null;
   private sockets = new Set<import('node:net').Socket>();
@@ -175,10 +177,24 @@ export class ComxSimulator {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     this.requests.push(`${u.pathname}${u.search}`);
+    const span = { path: `${u.pathname}${u.search}`, start: Date.now(), end: null as number | null };
+    this.spans.push(span);
     res.on('close', () => {
+      span.end = Date.now();
       if (!res.writableFinished) this.aborted++;
     });
-    if (this.faults.slowMs) await new Promise((r) => setTimeout(r, this.faults.slowMs));
+    if (this.faults.slowMs) {
+      // a client that goes away (or dies) ends the wait: no timer outlives the request
+      const ms = this.faults.slowMs;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        res.once('close', () => {
+          clearTimeout(t);
+          r();
+        });
+      });
+      if (res.destroyed) return;
+    }
     const expected = `Basic ${Buffer.from(`${this.user}:${this.password}`).toString('base64')}`;
     if (req.headers.authorization !== expected) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="cdr"', 'content-type': 'text/plain' }).end('Unauthorized\n');

@@ -8,6 +8,8 @@
  *   from credentialSecret when Node-RED has one;
  * - restore is checked by the node's own `restore`; what cannot be used is moved aside and a warning
  *   names both places; the node starts from the last good copy or clean, and never crashes Node-RED.
+ * - shared (issue 16): with a `cdrflow-redis` configuration the state lives in Redis instead
+ *   (src/ha/redis-state.ts), so two instances share it; the file stays the default.
  * Each stateful node's catalog provides `<type>.state.*` (unreadable, recovered, startedClean,
  * saveFailed, storeIgnored).
  */
@@ -15,6 +17,8 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import type { NodeAPI, Node } from 'node-red';
 import { FileBackend, StateKeeper, secretCodec, type StateBackend, type Stored, type StateLoss } from '../../common/persist';
+import { RedisStateBackend, type Fence } from '../../ha/redis-state';
+import type { SharedState } from '../../ha/shared';
 
 const CONTEXT_KEY = 'cdrflow-state';
 
@@ -115,10 +119,20 @@ export interface NodeStateOptions<S> {
   snapshot(live: S): unknown;
   /** Coalescing delay for changed(); default 500 ms. */
   delayMs?: number;
+  /**
+   * The node's shared state (its `cdrflow-redis` configuration): the state is kept in Redis, key
+   * `<prefix>state:<type>:<node id>[:<part>]`, instead of the file or a context store (`store` is
+   * then not used); secrets are encrypted as in the file. `ready` rejects with RedisUnavailableError
+   * while Redis cannot be read (nothing is assumed, nothing set aside), and every `record` resolves
+   * only once Redis has the change (there is no journal).
+   */
+  shared?: SharedState;
+  /** With `shared`: every write is conditional on this lease still being held (src/ha/redis-state.ts). */
+  fence?: Fence;
 }
 
 export interface NodeState<S> {
-  /** The live state once loaded (never rejects). */
+  /** The live state once loaded (never rejects, except with `shared` while Redis cannot be read). */
   ready: Promise<S>;
   where: string;
   /** After ready: what could not be used of the saved state, or null. */
@@ -137,7 +151,10 @@ export function nodeState<S>(RED: NodeAPI, node: Node, opts: NodeStateOptions<S>
   const { type } = opts;
   const file = path.join(stateFileDir(RED), `${type}-${node.id.replace(/[^A-Za-z0-9_.-]/g, '_')}${opts.part ? `-${opts.part}` : ''}.json`);
   let backend: StateBackend;
-  if (opts.secret) {
+  if (opts.shared) {
+    const key = opts.secret ? credentialKey(RED) : null;
+    backend = new RedisStateBackend(opts.shared.redis, [type, node.id, ...(opts.part ? [opts.part] : [])].join(':'), { codec: key ? secretCodec(key) : undefined, fence: opts.fence });
+  } else if (opts.secret) {
     const key = credentialKey(RED);
     backend = new FileBackend(file, key ? { codec: secretCodec(key) } : {});
   } else {
@@ -161,6 +178,8 @@ export function nodeState<S>(RED: NodeAPI, node: Node, opts: NodeStateOptions<S>
     }
     return s;
   });
+  // a shared state's rejection (Redis unreachable) reaches the node where it awaits ready; not unhandled before
+  ready.catch(() => undefined);
   return {
     ready,
     where: backend.where,

@@ -1,7 +1,7 @@
 /**
  * packageSetup (src/nodes/lib/setup.ts): CDRFLOW_DATA, where the examples keep their data, defaults to
- * the Node-RED user directory, is left alone when set, and is set by whichever node module of the
- * package Node-RED registers first.
+ * the Node-RED user directory, is left alone when the user set it, and is set by whichever node module
+ * of the package Node-RED registers first.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -37,15 +37,21 @@ describe('packageSetup: the data location CDRFLOW_DATA', () => {
     assert.equal(dataLocation(fakeRED(rel)), tmp);
   });
 
-  it('is set once: a value in the environment (the user\'s, or the first registration\'s) is kept', () => {
+  it('keeps a value the user set; one the package set follows the runtime registering now', () => {
     process.env[DATA_ENV] = '/srv/cdr';
     packageSetup(fakeRED(tmp));
     assert.equal(process.env[DATA_ENV], '/srv/cdr');
     process.env[DATA_ENV] = '  ';
     packageSetup(fakeRED(tmp));
     assert.equal(process.env[DATA_ENV], tmp, 'blank counts as unset');
+    packageSetup(fakeRED(tmp));
+    assert.equal(process.env[DATA_ENV], tmp, 'the same runtime registering another module');
+    // a second runtime in this process (its user directory is another temp folder): not the first one's
     packageSetup(fakeRED(path.join(tmp, 'other')));
-    assert.equal(process.env[DATA_ENV], tmp);
+    assert.equal(process.env[DATA_ENV], path.join(tmp, 'other'));
+    process.env[DATA_ENV] = '/srv/cdr';
+    packageSetup(fakeRED(tmp));
+    assert.equal(process.env[DATA_ENV], '/srv/cdr', 'the user\'s value again wins');
   });
 
   it('falls back to ~/.node-red, as the state files do, when the runtime names no user directory', () => {
