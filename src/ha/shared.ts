@@ -7,4 +7,10 @@ export interface SharedState {
   claims: Claims;
   /** How long a confirmed claim is kept (ms): resends within it are recognised. */
   dedupMs: number;
+  /**
+   * A node that will still write through the connection when it closes (a last state save, a lease
+   * release) holds it: Node-RED stops config nodes together with their users, and the connection is
+   * closed only once every holder let go (or after a few seconds). Returns the function that lets go.
+   */
+  hold(): () => void;
 }

@@ -75,14 +75,31 @@ export = function register(RED: NodeAPI): void {
         if (state === 'up') node.log(RED._('cdrflow-redis.log.up', { where: r.where }));
         else if (state === 'down') node.warn(RED._('cdrflow-redis.log.down', { where: r.where, error: error ?? '' }));
       });
-      return { redis: r, claims: new Claims(r), dedupMs: Math.round(prop.number('dedupHours', 24, { positive: true, max: 24 * 90 }) * 3_600_000) };
+      const hold = () => {
+        holders++;
+        let held = true;
+        return () => {
+          if (!held) return;
+          held = false;
+          holders--;
+          if (holders === 0) lastLetGo?.();
+        };
+      };
+      return { redis: r, claims: new Claims(r), dedupMs: Math.round(prop.number('dedupHours', 24, { positive: true, max: 24 * 90 }) * 3_600_000), hold };
     });
+    let holders = 0;
+    let lastLetGo: (() => void) | null = null;
 
     node.on('close', (_removed: boolean, done: () => void) => {
       const r = redis;
       redis = null;
       if (!r) return done();
-      r.close().catch(() => undefined).then(() => done());
+      // the users' last writes (state, lease release) go out before the connection closes; 5 s at most
+      const letGo = holders === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
+        lastLetGo = resolve;
+        setTimeout(resolve, 5000).unref?.();
+      });
+      letGo.then(() => r.close()).catch(() => undefined).then(() => done());
     });
   }
 

@@ -118,6 +118,8 @@ export = function register(RED: NodeAPI): void {
       if (redisProblem !== null) reportConfigProblem(RED, node, 'comx-cdr-fetch', redisProblem, status);
       else shared = handle!.get();
     }
+    // the connection stays open until this node's last save and lease release at close
+    const letGo = shared?.hold();
     const pull = shared ? new PullLease(shared.redis, `comx-cdr-fetch:${node.id}`, { ttlMs: leaseTime(RED), onRole: showRole }) : null;
 
     let sync = new ComxSync(syncOpts);
@@ -366,6 +368,7 @@ export = function register(RED: NodeAPI): void {
         .then(() => pull?.stop())
         .catch(() => undefined)
         .then(() => {
+          letGo?.();
           node.status({});
           done();
         });

@@ -116,6 +116,19 @@ describe('comx-cdr-fetch with a shared state (real redis-server, one runtime)', 
     assert.equal(fs.existsSync(path.join(dir(), 'cdrflow-state')), false, 'no state file');
   });
 
+  it('stopped (a redeploy, a SIGTERM): saves its state and releases the lease before the connection closes, so the other instance takes over at once', async () => {
+    await load();
+    await waitFor(() => status().text === translate('comx-cdr-fetch.status.active'), 'lease gained');
+    await run();
+    await waitFor(() => out.length === 12, 'all twelve CDRs');
+    // Node-RED stops the config node together with this node: the lease must still be given back
+    await helper.unload();
+    assert.equal(await raw((c) => c.get(LEASE_KEY)), null, 'the lease was released, not left to run out');
+    const other = await otherInstance();
+    assert.equal(await other.lease.attempt(), true, 'the other instance gets the lease at its first attempt');
+    assert.equal((await storedSync()).seenCount, 12, 'the state saved at close is in Redis');
+  });
+
   it('standby: incremental runs fetch nothing and raise nothing; lookups run; msg.cursor goes to Catch', async () => {
     const other = await otherInstance();
     assert.equal(await other.lease.attempt(), true);
