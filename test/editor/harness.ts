@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePort } from '../helpers/free-port';
 
 export const root = path.resolve(__dirname, '..', '..');
 export const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -26,16 +26,6 @@ export function packageTypes(): TypeInfo[] {
     for (const m of html.matchAll(/registerType\(\s*'([^']+)'\s*,\s*\{\s*category:\s*'([^']+)'/g)) out.push({ type: m[1], category: m[2] });
   }
   return out;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 export interface Editor {

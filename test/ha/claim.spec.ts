@@ -3,16 +3,13 @@
  * including Redis stopped and started again under a connected client.
  */
 import { strict as assert } from 'node:assert';
-import { createClient } from 'redis';
 import { SharedRedis, RedisUnavailableError } from '../../src/ha/connection';
 import { Claims } from '../../src/ha/claim';
 import { redisSettings } from '../../src/ha/options';
-import { RedisServer, useRedisServer, waitFor } from '../helpers/redis-server';
+import { RedisServer, useRedisServer, waitFor, withRedis, type RawRedis } from '../helpers/redis-server';
 
 
 /** A plain client beside the code under test, to look at what it wrote. */
-const rawClient = (url: string) => createClient({ url });
-type Raw = ReturnType<typeof rawClient>;
 describe('ha/claim and ha/connection (real redis-server)', function () {
   this.timeout(30_000);
   const { server } = useRedisServer();
@@ -24,16 +21,7 @@ describe('ha/claim and ha/connection (real redis-server)', function () {
     return r;
   };
   /** A plain client beside the code under test, to look at what it wrote. */
-  const peek = async <T>(fn: (c: Raw) => Promise<T>, db = 0): Promise<T> => {
-    const c = rawClient(`${server().url}/${db}`);
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      c.destroy();
-    }
-  };
+  const peek = <T>(fn: (c: RawRedis) => Promise<T>, db = 0): Promise<T> => withRedis(`${server().url}/${db}`, fn);
   afterEach(async () => {
     for (const r of open.splice(0)) await r.close();
     if (!server().running) await server().start();

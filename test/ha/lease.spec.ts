@@ -3,7 +3,6 @@
  * (stops renewing) replaced by the other contender, Redis stopped under a holder.
  */
 import { strict as assert } from 'node:assert';
-import { createClient } from 'redis';
 import { SharedRedis } from '../../src/ha/connection';
 import { Lease, type LeaseOptions } from '../../src/ha/lease';
 import { redisSettings } from '../../src/ha/options';
@@ -11,8 +10,6 @@ import { useRedisServer, waitFor, withRedis, type RawRedis } from '../helpers/re
 
 
 /** A plain client beside the code under test, to look at what it wrote. */
-const rawClient = (url: string) => createClient({ url });
-type Raw = ReturnType<typeof rawClient>;
 describe('ha/lease (real redis-server)', function () {
   this.timeout(30_000);
   const { server } = useRedisServer();

@@ -6,7 +6,6 @@
  * writing; a removed node's state expires instead of vanishing under the other instance.
  */
 import { strict as assert } from 'node:assert';
-import { createClient } from 'redis';
 import { SharedRedis, RedisUnavailableError } from '../../src/ha/connection';
 import { redisSettings } from '../../src/ha/options';
 import { RedisStateBackend, StateFencedError, type RedisStateOptions } from '../../src/ha/redis-state';
@@ -15,8 +14,6 @@ import { StateKeeper, expectShape, secretCodec } from '../../src/common/persist'
 import { useRedisServer, waitFor, withRedis, type RawRedis } from '../helpers/redis-server';
 
 /** A plain client beside the code under test, to look at what it wrote. */
-const rawClient = (url: string) => createClient({ url });
-type Raw = ReturnType<typeof rawClient>;
 
 interface Counter {
   n: number;

@@ -6,9 +6,9 @@
  * linked into that user directory too, so the Node-RED 5 run finds them as a user's install would.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from './free-port';
 
 const root = path.resolve(__dirname, '..', '..');
 const startScript = require(path.join(root, 'scripts', 'start.js')) as { prepareUserDir(dir: string): string };
@@ -35,14 +35,6 @@ export function prepareUserDir(userDir: string, modules: string[] = []): string 
     if (!fs.existsSync(target)) fs.symlinkSync(path.dirname(require.resolve(`${name}/package.json`)), target, 'dir');
   }
   return settings;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Starts Node-RED on `userDir` (prepared with prepareUserDir) and resolves once its flows started. */

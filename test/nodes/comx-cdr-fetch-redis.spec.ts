@@ -7,7 +7,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createClient } from 'redis';
 import { helper, capture, settle, translate, useTempUserDir } from '../helpers/red';
 import pbxNode from '../../src/nodes/comx-pbx';
 import fetchNode from '../../src/nodes/comx-cdr-fetch';
@@ -31,8 +30,6 @@ const STATE_KEY = `${PREFIX}state:comx-cdr-fetch:f`;
 const SYNC = { ...DEFAULT_SYNC, overlapMs: HOUR, safetyMs: 0, firstLookbackMs: 4 * HOUR };
 
 /** A plain client beside the code under test, to look at what it wrote. */
-const rawClient = (url: string) => createClient({ url });
-type Raw = ReturnType<typeof rawClient>;
 
 describe('comx-cdr-fetch with a shared state (real redis-server, one runtime)', function () {
   this.timeout(30_000);

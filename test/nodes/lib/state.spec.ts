@@ -6,7 +6,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createClient } from 'redis';
 import { persistentStores, resolveStore, nodeState } from '../../../src/nodes/lib/state';
 import { expectShape } from '../../../src/common/persist';
 import cdrflowRedis = require('../../../src/nodes/cdrflow-redis');
@@ -17,8 +16,6 @@ import { mividasPosts } from '../../helpers/fixtures';
 import supertest from 'supertest';
 
 /** A plain client beside the code under test, to look at what it wrote. */
-const rawClient = (url: string) => createClient({ url });
-type Raw = ReturnType<typeof rawClient>;
 
 describe('nodes/lib/state: which store', () => {
   const custom = { get() {}, set() {} }; // a store module given as an object (a Redis plugin, say)
