@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort } from '../helpers/free-port';
+import { startNodeRed } from '../helpers/node-red-process';
 
 export const root = path.resolve(__dirname, '..', '..');
 export const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -52,23 +52,10 @@ export async function startEditor(flows: any[]): Promise<Editor> {
     logging: { console: { level: 'info', metrics: false, audit: false } }
   };`);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
-  const port = await freePort();
-  const log: string[] = [];
-  const redJs = process.env.NODE_RED_PATH ? path.join(path.dirname(process.env.NODE_RED_PATH), '..', 'red.js') : require.resolve('node-red/red.js');
-  const child = spawn(process.execPath, [redJs, '-u', userDir, '-s', settings, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Node-RED did not start:\n${log.join('')}`)), 60_000);
-    const onData = (d: Buffer) => {
-      log.push(d.toString());
-      if (/Started flows|Server now running/.test(d.toString()) && log.join('').includes('Started flows')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-    child.on('exit', (code) => reject(new Error(`Node-RED exited with ${code}:\n${log.join('')}`)));
-  });
+  // red.js as users start it, on this user directory and its settings.js
+  const nr = await startNodeRed(userDir);
+  const { log, child } = nr;
+  const port = new URL(nr.base).port;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -92,8 +79,7 @@ export async function startEditor(flows: any[]): Promise<Editor> {
     url, userDir, log, process: child, browser, page, pageErrors, consoleErrors,
     async stop() {
       await browser.close().catch(() => undefined);
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await nr.stop();
       fs.rmSync(userDir, { recursive: true, force: true });
     },
   };

@@ -65,10 +65,8 @@ describe('all examples imported together next to the demo, in Node-RED started a
     // the node packages the examples use besides this one (node-red-node-sqlite, …), as a user installs them
     const modules = nodePackages().map((dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name as string);
     prepareUserDir(userDir, modules);
-    // as a user's Node-RED: CDRFLOW_DATA not set (an earlier test in this process may have set it)
-    const env = { ...process.env };
-    delete env.CDRFLOW_DATA;
-    const nr = await startNodeRed(userDir, { cwd, env });
+    // as a user's Node-RED: CDRFLOW_DATA not set (startNodeRed leaves out what earlier tests set here)
+    const nr = await startNodeRed(userDir, { cwd });
     rt = { ...nr, statuses: new Map(), statusAt: 0, debug: [], ws: null };
     const port = new URL(nr.base).port;
 

@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadExampleFile, nodePackages } from '../helpers/examples';
-import { prepareUserDir, startNodeRed, type NodeRedProcess } from '../helpers/node-red-process';
+import { prepareUserDir, startNodeRed, userEnv, type NodeRedProcess } from '../helpers/node-red-process';
 import { CmsSender } from '../simulators/cms-sender';
 import { ComxSimulator, generateCalls } from '../simulators/comx-server';
 import { WebexApiSim } from '../simulators/webex-api';
@@ -257,7 +257,7 @@ const plain = (m: Map<string, Map<string, number>>) => Object.fromEntries([...m]
   }
 
   async function start(): Promise<NodeRedProcess> {
-    return startNodeRed(userDir, { env: { ...process.env, CDRFLOW_DATA: dataDir } });
+    return startNodeRed(userDir, { env: { ...userEnv(), CDRFLOW_DATA: dataDir } });
   }
 
   /** How long the page took to load (navigation timing), for the first-render figures. */

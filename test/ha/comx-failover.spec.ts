@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createClient } from 'redis';
-import { prepareUserDir, startNodeRed, type NodeRedProcess } from '../helpers/node-red-process';
+import { prepareUserDir, startNodeRed, userEnv, type NodeRedProcess } from '../helpers/node-red-process';
 import { RedisServer, waitFor } from '../helpers/redis-server';
 import { ComxSimulator, generateCalls, type SimCall } from '../simulators/comx-server';
 
@@ -102,7 +102,7 @@ describe('comx-cdr-fetch failover: two Node-RED processes, one Redis (SIGKILL of
   });
 
   const start = async (name: 'A' | 'B', sim: ComxSimulator, dir: string) => {
-    const rt = await startNodeRed(dir, { env: { ...process.env, COMX_URL: sim.url, COLLECT_URL: `${collectUrl}/${name}` } });
+    const rt = await startNodeRed(dir, { env: { ...userEnv(), COMX_URL: sim.url, COLLECT_URL: `${collectUrl}/${name}` } });
     runtimes.push(rt);
     return rt;
   };

@@ -37,12 +37,23 @@ export function prepareUserDir(userDir: string, modules: string[] = []): string 
   return settings;
 }
 
+/**
+ * This process's environment as a user's shell would give it: without the CDRFLOW_DATA the package put
+ * here for the test helper's in-process runtimes (their temporary user directories, maybe gone by now).
+ * A child Node-RED then finds its own, the user directory, as a user's does.
+ */
+export function userEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.CDRFLOW_DATA;
+  return env;
+}
+
 /** Starts Node-RED on `userDir` (prepared with prepareUserDir) and resolves once its flows started. */
 export async function startNodeRed(userDir: string, opts: { env?: NodeJS.ProcessEnv; cwd?: string; port?: number } = {}): Promise<NodeRedProcess> {
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [redJs, '-u', userDir, '-s', path.join(userDir, 'settings.js'), '-p', String(port)], {
     cwd: opts.cwd ?? userDir,
-    env: opts.env ?? process.env,
+    env: opts.env ?? userEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: string[] = [];
