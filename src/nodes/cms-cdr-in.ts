@@ -10,7 +10,7 @@ import { checkSender, parseAllowList, plainAddress, isOpen, type SenderRules } f
 import { normalisePath, effectivePath, readBody, answer, queryOf, BodyTooLargeError, BodyConsumedError, type Handler } from './lib/http-endpoint';
 import { httpNodesDisabled, mountReceiver, limitedWarn } from './lib/receiver';
 import { nodeState } from './lib/state';
-import { properties } from './lib/props';
+import { properties, settingMs } from './lib/props';
 import { reportConfigProblem, useConfig, ConfigProblem, type ConfigHandle } from './lib/config';
 import { claimBatch, confirmAll, releaseAll, cmsClaimKey, ClaimPendingError, type BatchClaim } from '../ha/batch';
 import { RedisUnavailableError } from '../ha/connection';
@@ -65,10 +65,7 @@ export = function register(RED: NodeAPI): void {
     // a claim not confirmed runs out after this: a holder that died blocks a record no longer
     const claimTtlMs = (ackByFlow ? ackTimeoutMs : 0) + 30_000;
     /** settings.js `cmsCdrInClaimWaitMs`: how long to wait for a record another instance is delivering. */
-    const claimWaitMs = (() => {
-      const v = Number((RED.settings as { cmsCdrInClaimWaitMs?: unknown }).cmsCdrInClaimWaitMs ?? 5000);
-      return Number.isFinite(v) && v >= 0 ? v : 5000;
-    })();
+    const claimWaitMs = settingMs(RED, 'cmsCdrInClaimWaitMs', 5000);
 
     let rules: SenderRules;
     try {
@@ -235,7 +232,7 @@ export = function register(RED: NodeAPI): void {
             await giveBack().catch(() => undefined);
             throw err;
           }
-          await confirm();
+          if (claimed) await confirm(); // only with a shared state: no extra turn on the plain path
           answer(res, 200);
         })
         .catch((err: Error) => {

@@ -23,9 +23,9 @@ import { removeStaleStaging } from '../comx/spool';
 import { RedisUnavailableError } from '../ha/connection';
 import { LeaseLostError, PullLease, type PullRole } from '../ha/pull-lease';
 import type { SharedState } from '../ha/shared';
-import { ConfigProblem, reportConfigProblem, useConfig, type ConfigNode } from './lib/config';
+import { ConfigProblem, useConfig } from './lib/config';
 import { CursorGuard, CursorLostError, salvageField, timeOf } from './lib/cursor';
-import { properties } from './lib/props';
+import { properties, settingMs } from './lib/props';
 import { nodeState, stateFileDir, type NodeState } from './lib/state';
 import { ThrottledStatus, count } from './lib/status';
 import { packageSetup } from './lib/setup';
@@ -43,8 +43,7 @@ class NotHolderError extends Error {}
  */
 const DEFAULT_LEASE_MS = 10_000;
 function leaseTime(RED: NodeAPI): number {
-  const v = Number((RED.settings as { cdrflowLeaseMs?: unknown }).cdrflowLeaseMs ?? DEFAULT_LEASE_MS);
-  return Number.isFinite(v) && v >= 100 ? v : DEFAULT_LEASE_MS;
+  return settingMs(RED, 'cdrflowLeaseMs', DEFAULT_LEASE_MS, 100);
 }
 
 /** The incremental state of one term: opened at deploy (file, context store) or at each lease gain (Redis). */
@@ -113,10 +112,9 @@ export = function register(RED: NodeAPI): void {
     let shared: SharedState | null = null;
     let redisProblem: string | null = null;
     if (redisId) {
-      const handle = (RED.nodes.getNode(redisId) as ConfigNode<SharedState> | null)?.cdrflow;
-      redisProblem = handle ? handle.problem : RED._('comx-cdr-fetch.errors.noRedis');
-      if (redisProblem !== null) reportConfigProblem(RED, node, 'comx-cdr-fetch', redisProblem, status);
-      else shared = handle!.get();
+      const handle = useConfig<SharedState>(RED, node, 'comx-cdr-fetch', redisId, status, { missing: 'noRedis' });
+      redisProblem = handle.problem;
+      if (redisProblem === null) shared = handle.get();
     }
     // the connection stays open until this node's last save and lease release at close
     const letGo = shared?.hold();

@@ -9,7 +9,7 @@ import type { Agent } from 'undici';
 import { createAgent } from '../common/http';
 import { ComxClient, endpointUrl, type ComxPbx } from '../comx/client';
 import { offerConfig, type ConfigNode } from './lib/config';
-import { properties } from './lib/props';
+import { properties, settingMs } from './lib/props';
 import { packageSetup } from './lib/setup';
 
 interface ComxPbxDef extends NodeDef {
@@ -77,8 +77,7 @@ export = function register(RED: NodeAPI): void {
 
     /** settings.js `comxPbxRetryBaseMs`: the first pause before a retry (tests make it short). */
     function retryBaseMs(): number {
-      const v = Number((RED.settings as { comxPbxRetryBaseMs?: unknown }).comxPbxRetryBaseMs ?? 1000);
-      return Number.isFinite(v) && v >= 0 ? v : 1000;
+      return settingMs(RED, 'comxPbxRetryBaseMs', 1000);
     }
 
     node.on('close', (_removed: boolean, done: () => void) => {

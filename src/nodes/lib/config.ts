@@ -58,9 +58,10 @@ export interface ConfigNode<T> extends Node {
  * For user nodes: the config node `id` names, or a handle whose get() throws the reason. A problem is
  * reported at once (reportConfigProblem); no config node chosen at all counts as not configured yet.
  */
-export function useConfig<T>(RED: NodeAPI, node: Node, type: string, id: string | undefined, status: ThrottledStatus): ConfigHandle<T> {
+export function useConfig<T>(RED: NodeAPI, node: Node, type: string, id: string | undefined, status: ThrottledStatus, opts: { missing?: string } = {}): ConfigHandle<T> {
   const found = id ? (RED.nodes.getNode(id) as ConfigNode<T> | null) : null;
-  const handle: ConfigHandle<T> = found?.cdrflow ?? offerConfig<T>(RED._(`${type}.errors.noConfig`), () => undefined as T, { unset: !id });
+  // a node with two config choices (a source and a shared state) names which one is missing
+  const handle: ConfigHandle<T> = found?.cdrflow ?? offerConfig<T>(RED._(`${type}.errors.${opts.missing ?? 'noConfig'}`), () => undefined as T, { unset: !id });
   if (handle.problem !== null) reportConfigProblem(RED, node, type, handle.problem, status, { unset: handle.unset });
   return handle;
 }

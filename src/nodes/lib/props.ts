@@ -97,3 +97,13 @@ export function properties(RED: NodeAPI, node: Node, def: object): PropertyReade
   };
   return reader;
 }
+
+/**
+ * A time in milliseconds from settings.js (`key`), for what a user tunes once per runtime rather than
+ * per node (lease time, claim wait, retry pause; tests make them short). Anything not a number of at
+ * least `min` gives `fallbackMs`.
+ */
+export function settingMs(RED: NodeAPI, key: string, fallbackMs: number, min = 0): number {
+  const v = Number((RED.settings as unknown as Record<string, unknown>)[key] ?? fallbackMs);
+  return Number.isFinite(v) && v >= min ? v : fallbackMs;
+}
